@@ -1,0 +1,164 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+)
+
+// DefaultMaxFrame bounds every frame a peer may send. Large objects never
+// travel in one frame: they are pulled in chunks of at most ChunkSize.
+const (
+	DefaultMaxFrame = 256 << 20
+	ChunkSize       = 4 << 20
+)
+
+// ErrClosed is returned by Send after the connection closed.
+var ErrClosed = errors.New("connection closed")
+
+// Conn carries frames over a stream: a 4-byte little-endian length, then
+// the body (type byte and fields). Sends from many goroutines are queued and
+// written by one goroutine, so a burst of small messages leaves in few
+// system calls while a lone message leaves at once.
+type Conn struct {
+	nc       net.Conn
+	r        *bufio.Reader
+	maxFrame int
+
+	mu      sync.Mutex // guards out, closed, err and wakes writer via cond
+	cond    *sync.Cond
+	out     []byte // frames waiting for the writer
+	spare   []byte
+	closed  bool
+	err     error
+	written chan struct{} // closed when the writer exits
+}
+
+// NewConn wraps an authenticated connection and starts its writer.
+func NewConn(nc net.Conn, maxFrame int) *Conn {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	c := &Conn{nc: nc, r: bufio.NewReaderSize(nc, 256<<10), maxFrame: maxFrame, written: make(chan struct{})}
+	c.cond = sync.NewCond(&c.mu)
+	go c.writeLoop()
+	return c
+}
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Send queues m. It fails only when the connection is closed or m is larger
+// than the frame limit.
+func (c *Conn) Send(m Msg) error {
+	c.mu.Lock()
+	if c.closed {
+		err := c.err
+		c.mu.Unlock()
+		if err == nil {
+			err = ErrClosed
+		}
+		return err
+	}
+	start := len(c.out)
+	c.out = append(c.out, 0, 0, 0, 0)
+	e := Enc{b: c.out}
+	Append(&e, m)
+	c.out = e.b
+	n := len(c.out) - start - 4
+	if n > c.maxFrame {
+		c.out = c.out[:start]
+		c.mu.Unlock()
+		return fmt.Errorf("%s message of %d bytes exceeds the %d-byte frame limit", m.Type(), n, c.maxFrame)
+	}
+	binary.LittleEndian.PutUint32(c.out[start:], uint32(n))
+	if start == 0 {
+		c.cond.Signal()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Conn) writeLoop() {
+	defer close(c.written)
+	c.mu.Lock()
+	for {
+		for len(c.out) == 0 && !c.closed {
+			c.cond.Wait()
+		}
+		if len(c.out) == 0 && c.closed {
+			c.mu.Unlock()
+			return
+		}
+		buf := c.out
+		c.out = c.spare[:0]
+		c.mu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.mu.Lock()
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil
+		}
+		if err != nil {
+			if c.err == nil {
+				c.err = fmt.Errorf("write to %s: %w", c.nc.RemoteAddr(), err)
+			}
+			c.closed = true
+			c.out = nil
+			c.mu.Unlock()
+			c.nc.Close()
+			return
+		}
+	}
+}
+
+// Recv reads and decodes the next message. A frame over the limit or a
+// malformed frame is an error wrapping ErrMalformed; the connection should
+// then be dropped.
+func (c *Conn) Recv() (Msg, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if n == 0 || int64(n) > int64(c.maxFrame) {
+		return nil, fmt.Errorf("%w: frame of %d bytes (limit %d) from %s", ErrMalformed, n, c.maxFrame, c.nc.RemoteAddr())
+	}
+	frame := make([]byte, n)
+	if _, err := io.ReadFull(c.r, frame); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%w: truncated frame from %s: %v", ErrMalformed, c.nc.RemoteAddr(), err)
+	}
+	return Decode(frame)
+}
+
+// Close flushes queued frames (bounded by the socket's own buffering) and
+// closes the connection. Safe to call more than once.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.cond.Signal()
+	c.mu.Unlock()
+	if !already {
+		<-c.written
+	}
+	return c.nc.Close()
+}
+
+// Abort closes at once, dropping queued frames.
+func (c *Conn) Abort() {
+	c.mu.Lock()
+	c.closed = true
+	c.out = nil
+	c.cond.Signal()
+	c.mu.Unlock()
+	c.nc.Close()
+}
