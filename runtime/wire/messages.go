@@ -141,7 +141,9 @@ func (r Role) String() string {
 type Hello struct {
 	Role         Role
 	Pid          int64
-	Worker       uint32 // the worker slot the agent started this process for; 0 for drivers
+	Worker       uint32 // the worker slot the agent started this process for; for RoleNode, the dialing node's ID
+	Job          uint64 // for workers: the job they serve
+	BinaryPath   string
 	BinaryHash   string
 	RegistryHash string
 	Registry     []string // registered function and actor type names, sorted
@@ -152,6 +154,8 @@ func (m *Hello) Encode(e *Enc) {
 	e.U8(uint8(m.Role))
 	e.Varint(m.Pid)
 	e.Uvarint(uint64(m.Worker))
+	e.Uvarint(m.Job)
+	e.Str(m.BinaryPath)
 	e.Str(m.BinaryHash)
 	e.Str(m.RegistryHash)
 	e.Strs(m.Registry)
@@ -160,6 +164,8 @@ func (m *Hello) Decode(d *Dec) {
 	m.Role = Role(d.U8())
 	m.Pid = d.Varint()
 	m.Worker = d.u32v("worker")
+	m.Job = d.Uvarint()
+	m.BinaryPath = d.Str()
 	m.BinaryHash = d.Str()
 	m.RegistryHash = d.Str()
 	m.Registry = d.Strs()
@@ -233,6 +239,7 @@ type Arg struct {
 // TaskSpec is everything needed to run a task, create an actor, or call one.
 type TaskSpec struct {
 	ID             TaskID
+	Job            uint64 // the driver program it belongs to
 	Kind           uint8
 	Func           string // registered function or actor type name
 	Method         string // actor method, for KindActorCall
@@ -253,6 +260,7 @@ type TaskSpec struct {
 
 func (e *Enc) Spec(s *TaskSpec) {
 	e.TaskID(s.ID)
+	e.Uvarint(s.Job)
 	e.U8(s.Kind)
 	e.Str(s.Func)
 	e.Str(s.Method)
@@ -295,6 +303,7 @@ func (d *Dec) i32(what string) int32 {
 
 func (d *Dec) Spec(s *TaskSpec) {
 	s.ID = d.TaskID()
+	s.Job = d.Uvarint()
 	s.Kind = d.U8()
 	if s.Kind > KindActorCall {
 		d.fail("unknown task kind")
@@ -727,8 +736,40 @@ func (d *Dec) NodeInfo(n *NodeInfo) {
 	n.Labels = d.StrMap()
 }
 
+// Job is one driver program: the binary its workers run and what that
+// binary registers. Workers of a job run the same binary on every node.
+type Job struct {
+	ID           uint64
+	BinaryPath   string
+	BinaryHash   string
+	RegistryHash string
+	Registry     []string
+	Env          map[string]string // extra environment for its workers
+}
+
+func (e *Enc) Job(j *Job) {
+	e.Uvarint(j.ID)
+	e.Str(j.BinaryPath)
+	e.Str(j.BinaryHash)
+	e.Str(j.RegistryHash)
+	e.Strs(j.Registry)
+	e.StrMap(j.Env)
+}
+
+func (d *Dec) Job(j *Job) {
+	j.ID = d.Uvarint()
+	j.BinaryPath = d.Str()
+	j.BinaryHash = d.Str()
+	j.RegistryHash = d.Str()
+	j.Registry = d.Strs()
+	j.Env = d.StrMap()
+}
+
 // View is the head's picture of the cluster, sent to every agent on change.
-type View struct{ Nodes []NodeInfo }
+type View struct {
+	Nodes []NodeInfo
+	Jobs  []Job
+}
 
 func (*View) Type() Type { return TView }
 func (m *View) Encode(e *Enc) {
@@ -736,12 +777,22 @@ func (m *View) Encode(e *Enc) {
 	for i := range m.Nodes {
 		e.NodeInfo(&m.Nodes[i])
 	}
+	e.Uvarint(uint64(len(m.Jobs)))
+	for i := range m.Jobs {
+		e.Job(&m.Jobs[i])
+	}
 }
 func (m *View) Decode(d *Dec) {
 	if n := d.Len(8); n > 0 {
 		m.Nodes = make([]NodeInfo, n)
 		for i := range m.Nodes {
 			d.NodeInfo(&m.Nodes[i])
+		}
+	}
+	if n := d.Len(6); n > 0 {
+		m.Jobs = make([]Job, n)
+		for i := range m.Jobs {
+			d.Job(&m.Jobs[i])
 		}
 	}
 }
@@ -816,6 +867,8 @@ const (
 	OpStatus      // cluster summary
 	OpStop        // stop the cluster
 	OpActorLocate // head: where an actor lives now
+	OpJobRegister // head: a driver program starts
+	OpJobEnd      // head: a driver program ended
 )
 
 // Codes for Rep.Code.

@@ -1,0 +1,169 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/raygo/raygo/runtime/wire"
+)
+
+// Errors a request can come back with, by wire.Rep code.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrExists      = errors.New("already exists")
+	ErrTimeout     = errors.New("timed out")
+	ErrUnavailable = errors.New("unavailable")
+	ErrInvalid     = errors.New("invalid request")
+	ErrStoreFull   = errors.New("object store full")
+)
+
+func codeErr(code uint8, msg string) error {
+	var base error
+	switch code {
+	case wire.CodeNotFound:
+		base = ErrNotFound
+	case wire.CodeExists:
+		base = ErrExists
+	case wire.CodeTimeout:
+		base = ErrTimeout
+	case wire.CodeUnavailable:
+		base = ErrUnavailable
+	case wire.CodeInvalid:
+		base = ErrInvalid
+	case wire.CodeFull:
+		base = ErrStoreFull
+	default:
+		return errors.New(msg)
+	}
+	return &repError{msg: msg, base: base}
+}
+
+type repError struct {
+	msg  string
+	base error
+}
+
+func (e *repError) Error() string { return e.msg }
+func (e *repError) Unwrap() error { return e.base }
+
+func errCode(err error) uint8 {
+	switch {
+	case err == nil:
+		return wire.CodeOK
+	case errors.Is(err, ErrNotFound):
+		return wire.CodeNotFound
+	case errors.Is(err, ErrExists):
+		return wire.CodeExists
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return wire.CodeTimeout
+	case errors.Is(err, ErrUnavailable):
+		return wire.CodeUnavailable
+	case errors.Is(err, ErrStoreFull):
+		return wire.CodeFull
+	case errors.Is(err, ErrInvalid):
+		return wire.CodeInvalid
+	}
+	return 255
+}
+
+// calls matches replies to requests sent on one connection.
+type calls struct {
+	mu      sync.Mutex
+	next    uint64
+	pending map[uint64]chan *wire.Rep
+	closed  error
+}
+
+func (c *calls) start() (uint64, chan *wire.Rep, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed != nil {
+		return 0, nil, c.closed
+	}
+	if c.pending == nil {
+		c.pending = make(map[uint64]chan *wire.Rep)
+	}
+	c.next++
+	ch := make(chan *wire.Rep, 1)
+	c.pending[c.next] = ch
+	return c.next, ch, nil
+}
+
+func (c *calls) cancel(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// deliver hands a reply to its waiter; false if nobody waits for it.
+func (c *calls) deliver(r *wire.Rep) bool {
+	c.mu.Lock()
+	ch, ok := c.pending[r.ID]
+	delete(c.pending, r.ID)
+	c.mu.Unlock()
+	if ok {
+		ch <- r
+	}
+	return ok
+}
+
+// fail ends every pending call with err, and every later one.
+func (c *calls) fail(err error) {
+	c.mu.Lock()
+	c.closed = err
+	p := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for id, ch := range p {
+		ch <- &wire.Rep{ID: id, Err: err.Error(), Code: wire.CodeUnavailable}
+	}
+}
+
+// call sends a request on conn and waits for its reply.
+func (c *calls) call(ctx context.Context, conn *wire.Conn, op wire.Op, body []byte) ([]byte, error) {
+	id, ch, err := c.start()
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Send(&wire.Req{ID: id, Op: op, Body: body}); err != nil {
+		c.cancel(id)
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	select {
+	case r := <-ch:
+		if r.Err != "" || r.Code != wire.CodeOK {
+			return nil, codeErr(r.Code, r.Err)
+		}
+		return r.Body, nil
+	case <-ctx.Done():
+		c.cancel(id)
+		return nil, ctx.Err()
+	}
+}
+
+func encode(f func(e *wire.Enc)) []byte {
+	var e wire.Enc
+	f(&e)
+	return e.Bytes()
+}
+
+func decodeBody(b []byte, f func(d *wire.Dec)) error {
+	d := wire.NewDec(b)
+	f(d)
+	if d.Err() == nil && d.Remaining() != 0 {
+		return fmt.Errorf("%w: %d trailing bytes in request", wire.ErrMalformed, d.Remaining())
+	}
+	return d.Err()
+}
+
+func reply(conn *wire.Conn, id uint64, body []byte, err error) {
+	r := &wire.Rep{ID: id, Body: body}
+	if err != nil {
+		r.Err = err.Error()
+		r.Code = errCode(err)
+		r.Body = nil
+	}
+	conn.Send(r)
+}
