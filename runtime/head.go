@@ -22,20 +22,20 @@ type Head struct {
 	ln        net.Listener
 	logf      func(string, ...any)
 
-	mu       sync.Mutex // guards everything below
-	nodes    map[wire.NodeID]*headNode
-	nextNode wire.NodeID
-	jobs     map[uint64]wire.Job
-	kv       map[string][]byte
-	kvWait   map[string][]chan []byte
-	actors   map[wire.ActorID]*headActor
-	names    map[string]wire.ActorID // namespace + "\x00" + name
-	groups   map[uint64]*headGroup
-	nextPG   uint64
+	mu        sync.Mutex // guards everything below
+	nodes     map[wire.NodeID]*headNode
+	nextNode  wire.NodeID
+	jobs      map[uint64]wire.Job
+	kv        map[string][]byte
+	kvWait    map[string][]chan []byte
+	actors    map[wire.ActorID]*headActor
+	names     map[string]wire.ActorID // namespace + "\x00" + name
+	groups    map[uint64]*headGroup
+	nextPG    uint64
 	viewDirty bool
-	stopping bool
-	done     chan struct{}
-	stopOnce sync.Once
+	stopping  bool
+	done      chan struct{}
+	stopOnce  sync.Once
 }
 
 type headNode struct {

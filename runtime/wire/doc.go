@@ -39,12 +39,13 @@
 //	             or  status 1 (version mismatch), then a short text naming both versions
 //	             or  status 2 (wrong secret)
 //
-// A side that refuses returns an error wrapping ErrAuth or ErrVersion, and
-// the caller closes the connection. The different labels stop a peer from
-// sending the server's proof back as its own. HandshakeTimeout bounds the
-// whole exchange, so a peer that connects and stays silent is dropped.
-// Before the peer has proved itself, only the fixed-size fields above are
-// read: no frame from an unauthenticated peer is parsed.
+// A wrong secret is refused with an error wrapping ErrAuth, another version
+// with one wrapping ErrVersion; the caller then closes the connection. The
+// different labels stop a peer from sending the server's proof back as its
+// own. HandshakeTimeout bounds the whole exchange, so a peer that connects
+// and stays silent is dropped. Before the peer has proved itself, only the
+// fixed-size fields above are read (and, by a refused client, at most 256
+// bytes of refusal text): no frame from an unauthenticated peer is parsed.
 //
 // The handshake authenticates the peers and nothing else. It does not
 // encrypt the frames that follow or MAC them, and the Role byte is not
@@ -69,7 +70,9 @@
 // in one call. NewConn starts that goroutine, and it ends at Close, at Abort
 // or at the first write error. A lone message leaves at once, and a burst
 // of messages from many goroutines leaves in a few system calls. Messages
-// sent by one goroutine arrive in the order it sent them. Close sends what
-// is queued and then closes; Abort drops the queue. Send is safe for
-// concurrent use. Recv is not: one goroutine per Conn reads.
+// sent by one goroutine arrive in the order it sent them. Close waits until
+// the queue is written and then closes, so it waits as long as a peer that
+// has stopped reading keeps the socket full; Abort drops the queue and
+// closes at once. Send is safe for concurrent use. Recv is not: one
+// goroutine per Conn reads.
 package wire

@@ -147,6 +147,7 @@ type Hello struct {
 	BinaryHash   string
 	RegistryHash string
 	Registry     []string // registered function and actor type names, sorted
+	Args         []string // drivers: their command-line arguments, for their workers
 }
 
 func (*Hello) Type() Type { return THello }
@@ -159,6 +160,7 @@ func (m *Hello) Encode(e *Enc) {
 	e.Str(m.BinaryHash)
 	e.Str(m.RegistryHash)
 	e.Strs(m.Registry)
+	e.Strs(m.Args)
 }
 func (m *Hello) Decode(d *Dec) {
 	m.Role = Role(d.U8())
@@ -169,6 +171,7 @@ func (m *Hello) Decode(d *Dec) {
 	m.BinaryHash = d.Str()
 	m.RegistryHash = d.Str()
 	m.Registry = d.Strs()
+	m.Args = d.Strs()
 }
 
 // Welcome answers Hello and NodeHello. A non-empty Err refuses the peer.
@@ -744,6 +747,7 @@ type Job struct {
 	BinaryHash   string
 	RegistryHash string
 	Registry     []string
+	Args         []string          // the driver's arguments, given to its workers too
 	Env          map[string]string // extra environment for its workers
 }
 
@@ -753,6 +757,7 @@ func (e *Enc) Job(j *Job) {
 	e.Str(j.BinaryHash)
 	e.Str(j.RegistryHash)
 	e.Strs(j.Registry)
+	e.Strs(j.Args)
 	e.StrMap(j.Env)
 }
 
@@ -762,6 +767,7 @@ func (d *Dec) Job(j *Job) {
 	j.BinaryHash = d.Str()
 	j.RegistryHash = d.Str()
 	j.Registry = d.Strs()
+	j.Args = d.Strs()
 	j.Env = d.StrMap()
 }
 
@@ -783,7 +789,7 @@ func (m *View) Encode(e *Enc) {
 	}
 }
 func (m *View) Decode(d *Dec) {
-	if n := d.Len(8); n > 0 {
+	if n := d.Len(7); n > 0 { // a NodeInfo with every field empty is 7 bytes
 		m.Nodes = make([]NodeInfo, n)
 		for i := range m.Nodes {
 			d.NodeInfo(&m.Nodes[i])
@@ -869,6 +875,7 @@ const (
 	OpActorLocate // head: where an actor lives now
 	OpJobRegister // head: a driver program starts
 	OpJobEnd      // head: a driver program ended
+	OpRelease     // agent: drop a reservation made by OpCreate
 )
 
 // Codes for Rep.Code.

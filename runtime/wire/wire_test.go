@@ -19,6 +19,7 @@ func oid(node, proc uint32, seq uint64, index uint32) ObjectID {
 func sampleSpec() TaskSpec {
 	return TaskSpec{
 		ID:     TaskID{Node: 3, Proc: 7, Seq: 1<<40 + 5},
+		Job:    12,
 		Kind:   KindActorCall,
 		Func:   "example.com/pkg.Counter",
 		Method: "Add",
@@ -80,7 +81,8 @@ func sampleMsgs() []Msg {
 		Labels:    map[string]string{"zone": "a", "rack": "17"},
 	}
 	return []Msg{
-		&Hello{Role: RoleWorker, Pid: 12345, Worker: 3, BinaryHash: "sha256:abcd", RegistryHash: "sha256:ef01",
+		&Hello{Role: RoleWorker, Pid: 12345, Worker: 3, Job: 1<<33 + 1, BinaryPath: "/opt/app/bin/train",
+			BinaryHash: "sha256:abcd", RegistryHash: "sha256:ef01",
 			Registry: []string{"example.com/pkg.Counter", "example.com/pkg.f", ""}},
 		&Hello{Role: RoleDriver, Pid: -1},
 		&Welcome{Node: 2, Proc: math.MaxUint32, ClusterID: "c-1", HeadAddr: "10.0.0.1:7000", StoreDir: "/dev/shm/raygo",
@@ -105,7 +107,11 @@ func sampleMsgs() []Msg {
 		&Free{IDs: ids},
 		&NodeHello{Addr: "10.0.0.2:7000", Hostname: "gpu-2", Pid: 99, Resources: Resources{"CPU": 64, "memory": 5e11},
 			Labels: map[string]string{"zone": "a"}, Version: "v0.1.0"},
-		&View{Nodes: []NodeInfo{node, {ID: 3, Addr: "10.0.0.3:7000"}}},
+		&View{Nodes: []NodeInfo{node, {ID: 3, Addr: "10.0.0.3:7000"}}, Jobs: []Job{
+			{ID: 12, BinaryPath: "/opt/app/bin/train", BinaryHash: "sha256:abcd", RegistryHash: "sha256:ef01",
+				Registry: []string{"example.com/pkg.f"}, Env: map[string]string{"OMP_NUM_THREADS": "8"}},
+			{ID: 13},
+		}},
 		&Load{Available: Resources{"CPU": 3.25}, Tasks: 10, Actors: 2, Objects: 1 << 20, StoreUsed: 1 << 35},
 		&KillActor{Actor: ActorID{2, 1, 9}, NoRestart: true},
 		&Shutdown{Reason: "raygo stop"},
@@ -134,6 +140,8 @@ func minimalMsgs() []Msg {
 		&NodeHello{Resources: Resources{"": 0}, Labels: map[string]string{"": ""}},
 		&View{Nodes: []NodeInfo{{}}},
 		&View{Nodes: []NodeInfo{{}, {}, {}}},
+		&View{Jobs: []Job{{}, {}, {}}},
+		&View{Nodes: []NodeInfo{{}, {}}, Jobs: []Job{{}, {}}},
 		&Load{Available: Resources{"": 0}},
 	}
 }
@@ -147,14 +155,9 @@ func zeroMsgs() []Msg {
 	return ms
 }
 
-// newMsg makes an empty message of type t by decoding its zero encoding.
+// newMsg makes an empty message of type t, of the concrete type the sample
+// of that type has.
 func newMsg(t Type) Msg {
-	m, err := Decode([]byte{byte(t)})
-	if err == nil {
-		return m
-	}
-	// Decoding the type byte alone fails (fields are missing) but says which
-	// message it is; find the concrete type from the samples.
 	for _, s := range sampleMsgs() {
 		if s.Type() == t {
 			return reflect.New(reflect.TypeOf(s).Elem()).Interface().(Msg)
@@ -452,10 +455,8 @@ func TestDecodeBadFields(t *testing.T) {
 			e.Varint(1 << 31)
 		}, "delta out of range"},
 		{"unknown task kind", func(e *Enc) {
-			s := TaskSpec{}
 			e.U8(uint8(TSubmit))
-			e.Spec(&s)
-			e.b[1+3] = KindActorCall + 1 // after the type byte and a 3-byte zero TaskID
+			e.Spec(&TaskSpec{Kind: KindActorCall + 1}) // the encoder does not check
 		}, "unknown task kind"},
 		{"string longer than frame", func(e *Enc) { e.U8(uint8(TShutdown)); e.Uvarint(5); e.b = append(e.b, "abc"...) }, "count 5 larger than frame"},
 	}
@@ -468,24 +469,30 @@ func TestDecodeBadFields(t *testing.T) {
 	}
 }
 
+type hostile struct {
+	frame []byte
+	count uint64 // what the frame claims
+}
+
 // hostileFrames return frames whose first count claims far more elements
 // than any frame could hold, one per kind of counted field.
-func hostileFrames() map[string][]byte {
+func hostileFrames() map[string]hostile {
 	huge := []uint64{1<<64 - 1, 1 << 62, 1 << 40, 1 << 31, 1000}
-	out := map[string][]byte{}
+	out := map[string]hostile{}
 	add := func(name string, prefix func(e *Enc)) {
 		for _, n := range huge {
 			var e Enc
 			prefix(&e)
 			e.Uvarint(n)
 			e.b = append(e.b, make([]byte, 64)...) // a little body, far too little
-			out[fmt.Sprintf("%s/%d", name, n)] = e.Bytes()
+			out[fmt.Sprintf("%s/%d", name, n)] = hostile{e.Bytes(), n}
 		}
 	}
 	add("subscribe ids", func(e *Enc) { e.U8(uint8(TSubscribe)) })
 	add("free ids", func(e *Enc) { e.U8(uint8(TFree)) })
 	add("refs", func(e *Enc) { e.U8(uint8(TRefs)) })
 	add("view nodes", func(e *Enc) { e.U8(uint8(TView)) })
+	add("view jobs", func(e *Enc) { e.U8(uint8(TView)); e.Uvarint(0) })
 	add("load resources", func(e *Enc) { e.U8(uint8(TLoad)) })
 	add("shutdown string", func(e *Enc) { e.U8(uint8(TShutdown)) })
 	add("hello registry", func(e *Enc) {
@@ -493,6 +500,8 @@ func hostileFrames() map[string][]byte {
 		e.U8(0)
 		e.Varint(0)
 		e.Uvarint(0)
+		e.Uvarint(0)
+		e.Str("")
 		e.Str("")
 		e.Str("")
 	})
@@ -503,6 +512,7 @@ func hostileFrames() map[string][]byte {
 	add("submit args", func(e *Enc) {
 		e.U8(uint8(TSubmit))
 		e.TaskID(TaskID{})
+		e.Uvarint(0)
 		e.U8(0)
 		e.Str("")
 		e.Str("")
@@ -516,11 +526,11 @@ func hostileFrames() map[string][]byte {
 
 func TestDecodeHostileCount(t *testing.T) {
 	frames := hostileFrames()
-	for name, frame := range frames {
+	for name, h := range frames {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Decode(frame); !errors.Is(err, ErrMalformed) {
-				t.Fatalf("got %v, want ErrMalformed", err)
-			}
+			// The error must come from the count check, not from a field
+			// before it: that shows the frame reaches the count.
+			wantMalformed(t, h.frame, fmt.Sprintf("count %d larger than frame", h.count))
 		})
 	}
 
@@ -531,8 +541,8 @@ func TestDecodeHostileCount(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	const runs = 100
 	for range runs {
-		for _, frame := range frames {
-			Decode(frame)
+		for _, h := range frames {
+			Decode(h.frame)
 		}
 	}
 	runtime.ReadMemStats(&after)
@@ -540,8 +550,8 @@ func TestDecodeHostileCount(t *testing.T) {
 	if perFrame > 4<<10 {
 		t.Fatalf("decoding a hostile frame allocates %d bytes on average", perFrame)
 	}
-	frame := frames["subscribe ids/18446744073709551615"]
-	if a := testing.AllocsPerRun(100, func() { Decode(frame) }); a > 10 {
+	frame := frames["subscribe ids/18446744073709551615"].frame
+	if a := testing.AllocsPerRun(100, func() { Decode(frame) }); a > 20 {
 		t.Fatalf("decoding a hostile count took %v allocations", a)
 	}
 }

@@ -1,0 +1,329 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/raygo/raygo/runtime/wire"
+)
+
+// Object states.
+const (
+	objPending uint8 = iota
+	objReady
+	objFailed
+)
+
+// obj is what a node knows of an object. The owner (the node in the
+// object's ID) keeps the authoritative entry: state, value or location, the
+// nodes holding copies, and the reference count. Other nodes keep an entry
+// while they wait for the object or hold a copy of it.
+type obj struct {
+	id      wire.ObjectID
+	owned   bool
+	state   uint8
+	val     wire.Value // inline data, or InStore with val.Node a holder
+	err     *wire.TaskError
+	refs    int32         // owner: references held anywhere
+	locs    []wire.NodeID // owner: nodes whose store holds a copy
+	here    bool          // this node's store holds a sealed copy
+	asked   bool          // non-owner: subscribed at the owner
+	waiters []func(*obj)
+	pulling bool
+	pullers []func(error)
+}
+
+func (a *Agent) objectLost(id wire.ObjectID, why string) *wire.TaskError {
+	return &wire.TaskError{Kind: wire.ErrKindObjectLost, Node: a.id,
+		Message: fmt.Sprintf("object %s: %s", id, why)}
+}
+
+// refLocked applies a change in references held on this node. References
+// to objects owned elsewhere are summed here and the owner is told only when
+// this node starts or stops holding any.
+func (a *Agent) refLocked(id wire.ObjectID, delta int32) {
+	if delta == 0 {
+		return
+	}
+	if id.Owner() == a.id {
+		o := a.objs[id]
+		if o == nil || !o.owned {
+			return
+		}
+		o.refs += delta
+		if o.refs <= 0 && o.state != objPending {
+			a.freeLocked(o)
+		}
+		return
+	}
+	prev := a.remote[id]
+	n := prev + delta
+	if n <= 0 {
+		delete(a.remote, id)
+	} else {
+		a.remote[id] = n
+	}
+	switch {
+	case prev <= 0 && n > 0:
+		a.sendPeerLocked(id.Owner(), &wire.Refs{IDs: []wire.ObjectID{id}, Deltas: []int32{1}})
+	case prev > 0 && n <= 0:
+		a.sendPeerLocked(id.Owner(), &wire.Refs{IDs: []wire.ObjectID{id}, Deltas: []int32{-1}})
+	}
+}
+
+// freeLocked drops an owned object everywhere.
+func (a *Agent) freeLocked(o *obj) {
+	delete(a.objs, o.id)
+	if o.here {
+		a.store.Delete(o.id.FileName())
+	}
+	for _, n := range o.locs {
+		if n != a.id {
+			a.sendPeerLocked(n, &wire.Free{IDs: []wire.ObjectID{o.id}})
+		}
+	}
+	for _, c := range o.val.Contained {
+		a.refLocked(c, -1)
+	}
+	a.loadGen++
+}
+
+// putLocked records an object a local process stored.
+func (a *Agent) putLocked(p *proc, m *wire.Put) {
+	if m.ID.Owner() != a.id {
+		a.logf("process %d put object %s owned by another node; ignored", p.id, m.ID)
+		return
+	}
+	o := &obj{id: m.ID, owned: true, state: objReady, val: m.Value, refs: 1}
+	if m.Value.InStore {
+		if err := a.store.Seal(m.ID.FileName()); err != nil {
+			o.state, o.err = objFailed, &wire.TaskError{Kind: wire.ErrKindSystem, Node: a.id, Message: fmt.Sprintf("put %s: %v", m.ID, err)}
+		} else {
+			o.val.Node, o.here, o.locs = a.id, true, []wire.NodeID{a.id}
+		}
+	}
+	if old := a.objs[m.ID]; old != nil {
+		o.waiters = old.waiters
+	}
+	a.objs[m.ID] = o
+	p.held[m.ID]++
+	for _, c := range m.Value.Contained {
+		a.refLocked(c, 1)
+	}
+	a.loadGen++
+	a.readyLocked(o)
+}
+
+// readyLocked runs the callbacks waiting for o.
+func (a *Agent) readyLocked(o *obj) {
+	ws := o.waiters
+	o.waiters = nil
+	for _, w := range ws {
+		w(o)
+	}
+}
+
+// whenReadyLocked calls f once the object is ready or failed (perhaps now).
+func (a *Agent) whenReadyLocked(id wire.ObjectID, f func(*obj)) {
+	o := a.objs[id]
+	if id.Owner() == a.id {
+		if o == nil {
+			f(&obj{id: id, state: objFailed, err: a.objectLost(id, "freed, or never created")})
+			return
+		}
+	} else if o == nil {
+		o = &obj{id: id}
+		a.objs[id] = o
+	}
+	if o.state != objPending {
+		f(o)
+		return
+	}
+	o.waiters = append(o.waiters, f)
+	if !o.owned && !o.asked {
+		o.asked = true
+		a.sendPeerLocked(id.Owner(), &wire.Subscribe{IDs: []wire.ObjectID{id}})
+	}
+}
+
+// localizeLocked makes a ready object readable on this node (pulling a
+// store copy from another node if need be) and then calls f.
+func (a *Agent) localizeLocked(o *obj, f func(error)) {
+	if o.state != objReady || !o.val.InStore || o.here {
+		f(nil)
+		return
+	}
+	o.pullers = append(o.pullers, f)
+	if o.pulling {
+		return
+	}
+	o.pulling = true
+	from := o.val.Node
+	id, size := o.id, o.val.Size
+	go func() {
+		err := a.pull(id, int64(size), from)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		o.pulling = false
+		if err == nil {
+			o.here = true
+			if cur := a.objs[id]; cur != o {
+				// Freed while we pulled: drop the copy.
+				a.store.Delete(id.FileName())
+				err = fmt.Errorf("object %s was freed while being fetched", id)
+			} else if id.Owner() == a.id {
+				o.locs = append(o.locs, a.id)
+			} else {
+				a.sendPeerLocked(id.Owner(), &wire.Put{ID: id, Value: wire.Value{InStore: true, Size: size, Node: a.id}})
+			}
+		}
+		ps := o.pullers
+		o.pullers = nil
+		for _, p := range ps {
+			p(err)
+		}
+	}()
+}
+
+// pull copies an object from another node's store into this one, several
+// chunks in flight.
+func (a *Agent) pull(id wire.ObjectID, size int64, from wire.NodeID) error {
+	w, err := a.store.Create(id.FileName(), size)
+	if err != nil {
+		return fmt.Errorf("node %d: fetch %s from node %d: %w", a.id, id, from, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const inflight = 4
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		ferr error
+		next int64
+	)
+	buf := w.Bytes()
+	for i := 0; i < inflight; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if ferr != nil || next >= size {
+					mu.Unlock()
+					return
+				}
+				off := next
+				n := min(int64(wire.ChunkSize), size-off)
+				next += n
+				mu.Unlock()
+				body := encode(func(e *wire.Enc) { e.ObjectID(id); e.Uvarint(uint64(off)); e.Uvarint(uint64(n)) })
+				chunk, err := a.peerCall(ctx, from, wire.OpPull, body)
+				if err == nil && int64(len(chunk)) != n {
+					err = fmt.Errorf("chunk at %d: got %d bytes, want %d", off, len(chunk), n)
+				}
+				if err != nil {
+					mu.Lock()
+					if ferr == nil {
+						ferr = err
+					}
+					mu.Unlock()
+					return
+				}
+				copy(buf[off:], chunk)
+			}
+		}()
+	}
+	wg.Wait()
+	if ferr != nil {
+		w.Abort()
+		a.store.Release(id.FileName())
+		return fmt.Errorf("node %d: fetch %s from node %d: %w", a.id, id, from, ferr)
+	}
+	w.Close()
+	return a.store.Seal(id.FileName())
+}
+
+// servePull reads a chunk of a stored object for another node.
+func (a *Agent) servePull(body []byte) ([]byte, error) {
+	var id wire.ObjectID
+	var off, n uint64
+	if err := decodeBody(body, func(d *wire.Dec) { id = d.ObjectID(); off = d.Uvarint(); n = d.Uvarint() }); err != nil {
+		return nil, err
+	}
+	if n > wire.ChunkSize {
+		return nil, fmt.Errorf("%w: chunk of %d bytes asked, limit %d", ErrInvalid, n, wire.ChunkSize)
+	}
+	a.mu.Lock()
+	o := a.objs[id]
+	ok := o != nil && o.here
+	a.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("node %d has no copy of %s: %w", a.id, id, ErrNotFound)
+	}
+	f, err := os.Open(a.store.Path(id.FileName()))
+	if err != nil {
+		return nil, fmt.Errorf("node %d: %s: %w", a.id, id, ErrNotFound)
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, int64(off)); err != nil {
+		return nil, fmt.Errorf("node %d: read %s at %d: %w", a.id, id, off, err)
+	}
+	return buf, nil
+}
+
+// subscribeProcLocked sends p the object once it is ready and readable here.
+func (a *Agent) subscribeProcLocked(p *proc, id wire.ObjectID) {
+	a.whenReadyLocked(id, func(o *obj) {
+		a.localizeLocked(o, func(err error) {
+			if p.gone {
+				return
+			}
+			m := &wire.Object{ID: id, Value: o.val, Err: o.err}
+			if err != nil {
+				m.Value = wire.Value{}
+				m.Err = a.objectLost(id, err.Error())
+			}
+			if m.Value.InStore {
+				m.Value.Node = a.id
+			}
+			p.conn.Send(m)
+		})
+	})
+}
+
+// objectFromPeerLocked records an owner's answer to our subscription.
+func (a *Agent) objectFromPeerLocked(m *wire.Object) {
+	o := a.objs[m.ID]
+	if o == nil || o.owned || o.state != objPending {
+		return
+	}
+	o.val, o.err = m.Value, m.Err
+	if m.Err != nil {
+		o.state = objFailed
+	} else {
+		o.state = objReady
+	}
+	a.readyLocked(o)
+}
+
+// freeCopiesLocked drops this node's copies of objects owned elsewhere.
+func (a *Agent) freeCopiesLocked(ids []wire.ObjectID) {
+	for _, id := range ids {
+		o := a.objs[id]
+		if o == nil || o.owned {
+			continue
+		}
+		if o.here {
+			a.store.Delete(id.FileName())
+			o.here = false
+		}
+		if len(o.waiters) == 0 && !o.pulling {
+			delete(a.objs, id)
+		}
+	}
+	a.loadGen++
+}

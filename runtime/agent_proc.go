@@ -1,0 +1,271 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/raygo/raygo/runtime/wire"
+)
+
+// proc is a driver or worker process connected to this agent.
+type proc struct {
+	id     wire.ProcID
+	role   wire.Role
+	pid    int64
+	job    uint64
+	conn   *wire.Conn
+	held   map[wire.ObjectID]int32 // refs it holds, released if it goes away
+	worker *workerProc             // for workers
+	gone   bool
+}
+
+// job is a driver program as seen by this node.
+type job struct {
+	info     wire.Job
+	known    bool          // info has arrived (from the driver here, or the head's view)
+	local    bool          // its driver is connected to this node
+	driver   *proc         // when local
+	pending  []*execTask   // tasks that arrived before the job's info
+	workers  []*workerProc // its worker processes here
+	nextSlot uint32
+}
+
+func jobID(node wire.NodeID, p wire.ProcID) uint64 { return uint64(node)<<32 | uint64(p) }
+
+// admitProc checks a new driver or worker and registers it.
+func (a *Agent) admitProc(conn *wire.Conn, h *wire.Hello) (*proc, error) {
+	switch h.Role {
+	case wire.RoleDriver:
+		a.mu.Lock()
+		if a.stopped {
+			a.mu.Unlock()
+			return nil, fmt.Errorf("node %d is stopping", a.id)
+		}
+		a.nextProc++
+		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, conn: conn, held: map[wire.ObjectID]int32{}}
+		p.job = jobID(a.id, p.id)
+		j := &job{known: true, local: true, driver: p, info: wire.Job{ID: p.job, BinaryPath: h.BinaryPath,
+			BinaryHash: h.BinaryHash, RegistryHash: h.RegistryHash, Registry: h.Registry, Args: h.Args}}
+		a.jobs[p.job] = j
+		a.procs[p.id] = p
+		a.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := a.headCalls.call(ctx, a.head, wire.OpJobRegister, encode(func(e *wire.Enc) { e.Job(&j.info) })); err != nil {
+			a.mu.Lock()
+			delete(a.jobs, p.job)
+			delete(a.procs, p.id)
+			a.mu.Unlock()
+			return nil, fmt.Errorf("register job with head: %w", err)
+		}
+		conn.Send(a.welcome(p))
+		return p, nil
+	case wire.RoleWorker:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		j := a.jobs[h.Job]
+		if j == nil || !j.known {
+			return nil, fmt.Errorf("worker for unknown job %d", h.Job)
+		}
+		var w *workerProc
+		for _, x := range j.workers {
+			if x.slot == h.Worker {
+				w = x
+			}
+		}
+		if w == nil || w.proc != nil {
+			return nil, fmt.Errorf("worker slot %d of job %d was not started by this node", h.Worker, h.Job)
+		}
+		if err := sameProgram(&j.info, h); err != nil {
+			w.refused = err
+			return nil, err
+		}
+		a.nextProc++
+		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, job: h.Job, conn: conn, held: map[wire.ObjectID]int32{}, worker: w}
+		a.procs[p.id] = p
+		w.proc = p
+		conn.Send(a.welcome(p))
+		for _, m := range w.backlog {
+			conn.Send(m)
+		}
+		w.backlog = nil
+		return p, nil
+	}
+	return nil, fmt.Errorf("unexpected role %s", h.Role)
+}
+
+// sameProgram refuses a worker whose binary or registry differs from its
+// driver's, naming the difference.
+func sameProgram(j *wire.Job, h *wire.Hello) error {
+	if h.BinaryHash != j.BinaryHash {
+		return fmt.Errorf("worker binary %s (sha256 %.12s) differs from the driver's %s (sha256 %.12s): rebuild and copy the same binary to every node",
+			h.BinaryPath, h.BinaryHash, j.BinaryPath, j.BinaryHash)
+	}
+	if h.RegistryHash != j.RegistryHash {
+		missing, extra := diffNames(j.Registry, h.Registry)
+		return fmt.Errorf("worker registry differs from the driver's: worker lacks %v, worker has extra %v (register functions and actors at package init, not conditionally)", missing, extra)
+	}
+	return nil
+}
+
+func diffNames(want, have []string) (missing, extra []string) {
+	w := map[string]bool{}
+	for _, n := range want {
+		w[n] = true
+	}
+	h := map[string]bool{}
+	for _, n := range have {
+		h[n] = true
+		if !w[n] {
+			extra = append(extra, n)
+		}
+	}
+	for _, n := range want {
+		if !h[n] {
+			missing = append(missing, n)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	return
+}
+
+// serveProc reads a local process's messages until it disconnects.
+func (a *Agent) serveProc(p *proc) {
+	for {
+		m, err := p.conn.Recv()
+		if err != nil {
+			if !isClosed(err) {
+				a.logf("%s %d (pid %d): %v", p.role, p.id, p.pid, err)
+			}
+			break
+		}
+		switch m := m.(type) {
+		case *wire.Submit:
+			a.mu.Lock()
+			a.submitLocked(p, &m.Spec)
+			a.mu.Unlock()
+		case *wire.Put:
+			a.mu.Lock()
+			a.putLocked(p, m)
+			a.mu.Unlock()
+		case *wire.Refs:
+			a.mu.Lock()
+			for i, id := range m.IDs {
+				d := m.Deltas[i]
+				n := p.held[id] + d
+				if n <= 0 {
+					delete(p.held, id)
+				} else {
+					p.held[id] = n
+				}
+				a.refLocked(id, d)
+			}
+			a.mu.Unlock()
+		case *wire.Subscribe:
+			a.mu.Lock()
+			for _, id := range m.IDs {
+				a.subscribeProcLocked(p, id)
+			}
+			a.mu.Unlock()
+		case *wire.Done:
+			a.mu.Lock()
+			a.workerDoneLocked(p, m)
+			a.mu.Unlock()
+		case *wire.Cancel:
+			a.mu.Lock()
+			a.cancelLocked(m.Task, m.Force)
+			a.mu.Unlock()
+		case *wire.KillActor:
+			a.mu.Lock()
+			a.killActorLocked(m.Actor, m.NoRestart)
+			a.mu.Unlock()
+		case *wire.Req:
+			a.procRequest(p, m)
+		default:
+			a.logf("%s %d sent unexpected %s message; dropping it", p.role, p.id, m.Type())
+			p.conn.Abort()
+		}
+	}
+	p.conn.Close()
+	a.procGone(p)
+}
+
+func isClosed(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "EOF") || strings.Contains(s, "closed") || strings.Contains(s, "reset by peer")
+}
+
+func (a *Agent) procGone(p *proc) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p.gone = true
+	delete(a.procs, p.id)
+	for id, n := range p.held {
+		a.refLocked(id, -n)
+	}
+	p.held = nil
+	if p.role == wire.RoleDriver {
+		a.endJobLocked(p.job)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			a.headCalls.call(ctx, a.head, wire.OpJobEnd, encode(func(e *wire.Enc) { e.Uvarint(p.job) }))
+		}()
+	}
+}
+
+// endJobLocked stops a job's workers on this node and forgets its tasks.
+func (a *Agent) endJobLocked(id uint64) {
+	j := a.jobs[id]
+	if j == nil {
+		return
+	}
+	delete(a.jobs, id)
+	for _, w := range j.workers {
+		w.stop(2 * time.Second)
+	}
+	for tid, ot := range a.owned {
+		if ot.spec.Job == id {
+			delete(a.owned, tid)
+		}
+	}
+}
+
+// procRequest serves a request from a local process: store reservations
+// here, everything else at the head.
+func (a *Agent) procRequest(p *proc, r *wire.Req) {
+	switch r.Op {
+	case wire.OpCreate:
+		var id wire.ObjectID
+		var size uint64
+		err := decodeBody(r.Body, func(d *wire.Dec) { id = d.ObjectID(); size = d.Uvarint() })
+		if err == nil {
+			err = a.store.Reserve(id.FileName(), int64(size))
+			if err != nil {
+				err = fmt.Errorf("node %d: %w: %v", a.id, ErrStoreFull, err)
+			}
+		}
+		reply(p.conn, r.ID, nil, err)
+	case wire.OpRelease:
+		var id wire.ObjectID
+		err := decodeBody(r.Body, func(d *wire.Dec) { id = d.ObjectID() })
+		if err == nil {
+			a.store.Release(id.FileName())
+		}
+		reply(p.conn, r.ID, nil, err)
+	case wire.OpPGCreate, wire.OpPGRemove, wire.OpPGWait, wire.OpKVPut, wire.OpKVGet, wire.OpKVWait,
+		wire.OpKVList, wire.OpKVDelete, wire.OpActorLookup, wire.OpActorPlace, wire.OpStatus, wire.OpActorLocate:
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
+			defer cancel()
+			body, err := a.headCalls.call(ctx, a.head, r.Op, r.Body)
+			reply(p.conn, r.ID, body, err)
+		}()
+	default:
+		reply(p.conn, r.ID, nil, fmt.Errorf("%w: unknown op %d", ErrInvalid, r.Op))
+	}
+}

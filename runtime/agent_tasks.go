@@ -1,0 +1,1195 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raygo/raygo/runtime/wire"
+)
+
+// ownedTask is a task submitted on this node, from submission until its
+// results are recorded. Its owner node decides where it runs and retries.
+type ownedTask struct {
+	spec      wire.TaskSpec
+	proc      *proc // the submitter
+	attempt   uint32
+	deps      int // arguments not ready yet (+1 while registering)
+	node      wire.NodeID
+	retries   int32 // left; negative: unlimited
+	cancelled bool
+	upstream  *wire.TaskError
+	callq     *callQueue
+	scheduled bool
+}
+
+// execTask is a task running (or about to) on this node.
+type execTask struct {
+	spec      *wire.TaskSpec
+	attempt   uint32
+	bkey      bundleKey
+	inBundle  bool
+	gpus      []string
+	acquired  bool
+	worker    *workerProc
+	args      []wire.ArgValue
+	waiting   int
+	resolved  bool
+	failed    *wire.TaskError
+	cancelled bool
+}
+
+type taskQueue struct {
+	tasks []*execTask
+}
+
+type bundleKey struct {
+	group uint64
+	index int
+}
+
+type bundle struct {
+	total, avail wire.Resources
+	gpus         []string
+	removed      bool
+}
+
+type callKey struct {
+	proc  wire.ProcID
+	actor wire.ActorID
+}
+
+// callQueue holds one caller's calls to one actor in submission order.
+type callQueue struct {
+	key   callKey
+	tasks []*ownedTask
+}
+
+type actorRoute struct {
+	node      wire.NodeID
+	dead      *wire.TaskError
+	resolving bool
+}
+
+type groupRoute struct {
+	nodes   []wire.NodeID
+	ready   bool
+	err     *wire.TaskError
+	waiting []*ownedTask
+	next    int
+}
+
+// Actor states on the node that hosts it.
+const (
+	actorStarting uint8 = iota
+	actorAlive
+	actorDead
+)
+
+type localActor struct {
+	id     wire.ActorID
+	create *execTask
+	worker *workerProc
+	state  uint8
+	dead   *wire.TaskError
+	order  []*execTask // calls not yet handed to the worker, in arrival order
+}
+
+func newExecTask(spec *wire.TaskSpec, attempt uint32) *execTask {
+	et := &execTask{spec: spec, attempt: attempt}
+	if spec.Strategy.Kind == wire.StrategyPlacementGroup && spec.Kind != wire.KindActorCall {
+		et.inBundle = true
+		et.bkey = bundleKey{spec.Strategy.Group, int(spec.Strategy.Bundle)}
+	}
+	return et
+}
+
+func (a *Agent) taskError(kind uint8, spec *wire.TaskSpec, attempt uint32, format string, args ...any) *wire.TaskError {
+	return &wire.TaskError{Kind: kind, Task: spec.ID, Name: displayName(spec), Node: a.id, Attempt: attempt,
+		Message: fmt.Sprintf(format, args...)}
+}
+
+func displayName(s *wire.TaskSpec) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	if s.Kind == wire.KindActorCall {
+		return s.Func + "." + s.Method
+	}
+	return s.Func
+}
+
+// ---- the owner's side ----
+
+func (a *Agent) submitLocked(p *proc, spec *wire.TaskSpec) {
+	ot := &ownedTask{spec: *spec, proc: p, retries: spec.MaxRetries}
+	id := spec.ID
+	if _, dup := a.owned[id]; dup {
+		a.logf("duplicate task ID %s from process %d; ignored", id, p.id)
+		return
+	}
+	a.owned[id] = ot
+	for i := uint32(1); i <= spec.NumReturns; i++ {
+		oid := wire.ObjectID{Task: id, Index: i}
+		o := &obj{id: oid, owned: true, state: objPending, refs: 1}
+		if old := a.objs[oid]; old != nil {
+			o.waiters = old.waiters
+		}
+		a.objs[oid] = o
+		p.held[oid]++
+	}
+	if spec.Kind == wire.KindActorCall {
+		k := callKey{p.id, spec.Actor}
+		cq := a.calls[k]
+		if cq == nil {
+			cq = &callQueue{key: k}
+			a.calls[k] = cq
+		}
+		cq.tasks = append(cq.tasks, ot)
+		ot.callq = cq
+	}
+	if spec.Kind == wire.KindActorCreate {
+		a.routes[id] = &actorRoute{resolving: true}
+	}
+	a.loadGen++
+	ot.deps = 1
+	for i := range spec.Args {
+		arg := &spec.Args[i]
+		if !arg.IsRef {
+			continue
+		}
+		a.refLocked(arg.Ref, 1)
+		ot.deps++
+		a.whenReadyLocked(arg.Ref, func(o *obj) {
+			if o.state == objFailed && ot.upstream == nil {
+				ot.upstream = o.err
+			}
+			ot.deps--
+			if ot.deps == 0 {
+				a.readyToRunLocked(ot)
+			}
+		})
+	}
+	ot.deps--
+	if ot.deps == 0 {
+		a.readyToRunLocked(ot)
+	}
+}
+
+func (a *Agent) readyToRunLocked(ot *ownedTask) {
+	if a.owned[ot.spec.ID] != ot {
+		return
+	}
+	if ot.callq != nil {
+		a.drainCallsLocked(ot.callq)
+		return
+	}
+	if ot.cancelled {
+		a.finishLocked(ot, nil, a.taskError(wire.ErrKindCancelled, &ot.spec, ot.attempt, "cancelled before it started"))
+		return
+	}
+	if ot.upstream != nil {
+		a.finishLocked(ot, nil, a.upstreamError(&ot.spec, ot.attempt, ot.upstream))
+		return
+	}
+	a.scheduleLocked(ot)
+}
+
+func (a *Agent) upstreamError(spec *wire.TaskSpec, attempt uint32, cause *wire.TaskError) *wire.TaskError {
+	t := a.taskError(wire.ErrKindUpstream, spec, attempt, "an argument failed: %s", cause.Message)
+	t.Cause = cause
+	return t
+}
+
+func (a *Agent) scheduleLocked(ot *ownedTask) {
+	node, terr := a.pickNodeLocked(ot)
+	if terr != nil {
+		a.finishLocked(ot, nil, terr)
+		return
+	}
+	if node == 0 {
+		return // waiting for its placement group
+	}
+	ot.node = node
+	ot.scheduled = true
+	if ot.spec.Kind == wire.KindActorCreate {
+		r := a.routes[ot.spec.ID]
+		if r == nil {
+			r = &actorRoute{}
+			a.routes[ot.spec.ID] = r
+		}
+		r.node, r.resolving, r.dead = node, false, nil
+		a.drainActorCallsLocked(ot.spec.ID)
+	}
+	a.runOnLocked(node, &ot.spec, ot.attempt)
+}
+
+func (a *Agent) runOnLocked(node wire.NodeID, spec *wire.TaskSpec, attempt uint32) {
+	if node == a.id {
+		a.admitLocked(newExecTask(spec, attempt))
+		return
+	}
+	if n, ok := a.view[node]; ok && n.Available != nil && spec.Kind != wire.KindActorCall {
+		sub(n.Available, spec.Resources) // optimistic, until the next view
+	}
+	a.sendPeerLocked(node, &wire.Forward{Spec: *spec, Attempt: attempt})
+}
+
+// pickNodeLocked chooses where a task or actor runs. 0 with no error means
+// it waits (for its placement group).
+func (a *Agent) pickNodeLocked(ot *ownedTask) (wire.NodeID, *wire.TaskError) {
+	spec := &ot.spec
+	need := spec.Resources
+	st := spec.Strategy
+	switch st.Kind {
+	case wire.StrategyNode:
+		n, ok := a.view[st.Node]
+		if ok && n.Alive && fits(need, n.Total) {
+			return st.Node, nil
+		}
+		if !st.Soft {
+			why := "is not in the cluster"
+			if ok && !n.Alive {
+				why = "is dead"
+			} else if ok {
+				why = fmt.Sprintf("has only %v", n.Total)
+			}
+			return 0, a.taskError(wire.ErrKindUnschedulable, spec, ot.attempt, "node affinity: node %d %s (needs %v)", st.Node, why, need)
+		}
+	case wire.StrategyPlacementGroup:
+		return a.pickBundleLocked(ot)
+	case wire.StrategySpread:
+		nodes := a.aliveLocked()
+		var fit, free []wire.NodeID
+		for _, n := range nodes {
+			if fits(need, n.total) {
+				fit = append(fit, n.id)
+				if fits(need, n.avail) {
+					free = append(free, n.id)
+				}
+			}
+		}
+		if len(fit) == 0 {
+			return 0, a.taskError(wire.ErrKindUnschedulable, spec, ot.attempt, "no node has %v", need)
+		}
+		pool := free
+		if len(pool) == 0 {
+			pool = fit
+		}
+		a.spread++
+		return pool[a.spread%len(pool)], nil
+	}
+	// Default: here if it fits now; else the node holding most of its
+	// inputs, or any node with room; else queue here, or on a node that
+	// could ever run it.
+	if fits(need, a.avail) && a.queuedLocked() == 0 {
+		return a.id, nil
+	}
+	if n := a.localityLocked(spec); n != 0 && n != a.id {
+		if v, ok := a.view[n]; ok && v.Alive && fits(need, v.Available) {
+			return n, nil
+		}
+	}
+	if n := a.freeRemoteLocked(need); n != 0 {
+		return n, nil
+	}
+	if fits(need, a.cfg.Resources) {
+		return a.id, nil
+	}
+	for _, n := range a.aliveLocked() {
+		if fits(need, n.total) {
+			return n.id, nil
+		}
+	}
+	return 0, a.taskError(wire.ErrKindUnschedulable, spec, ot.attempt, "no node in the cluster has %v", need)
+}
+
+func (a *Agent) aliveLocked() []nodeRes {
+	out := make([]nodeRes, 0, len(a.view))
+	for _, n := range a.view {
+		if !n.Alive {
+			continue
+		}
+		r := nodeRes{id: n.ID, total: n.Total, avail: n.Available}
+		if n.ID == a.id {
+			r.avail = a.avail
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// freeRemoteLocked picks another node with room now, the one with the most
+// free CPU.
+func (a *Agent) freeRemoteLocked(need wire.Resources) wire.NodeID {
+	var best wire.NodeID
+	bestCPU := -1.0
+	for _, n := range a.view {
+		if n.ID == a.id || !n.Alive || !fits(need, n.Available) {
+			continue
+		}
+		if c := n.Available["CPU"]; c > bestCPU || (c == bestCPU && n.ID < best) {
+			best, bestCPU = n.ID, c
+		}
+	}
+	return best
+}
+
+// localityLocked is the node holding the most bytes of a task's arguments.
+func (a *Agent) localityLocked(spec *wire.TaskSpec) wire.NodeID {
+	var best wire.NodeID
+	var bestBytes uint64
+	for i := range spec.Args {
+		if !spec.Args[i].IsRef {
+			continue
+		}
+		o := a.objs[spec.Args[i].Ref]
+		if o == nil || !o.val.InStore || o.val.Size < bestBytes {
+			continue
+		}
+		best, bestBytes = o.val.Node, o.val.Size
+	}
+	return best
+}
+
+func (a *Agent) queuedLocked() int {
+	n := 0
+	for _, q := range a.queues {
+		n += len(q.tasks)
+	}
+	return n
+}
+
+func (a *Agent) pickBundleLocked(ot *ownedTask) (wire.NodeID, *wire.TaskError) {
+	gid := ot.spec.Strategy.Group
+	g := a.groups[gid]
+	if g == nil {
+		g = &groupRoute{}
+		a.groups[gid] = g
+		go a.resolveGroup(gid, g)
+	}
+	if g.err != nil {
+		return 0, a.taskError(wire.ErrKindUnschedulable, &ot.spec, ot.attempt, "placement group %d: %s", gid, g.err.Message)
+	}
+	if !g.ready {
+		g.waiting = append(g.waiting, ot)
+		return 0, nil
+	}
+	b := int(ot.spec.Strategy.Bundle)
+	if b < 0 {
+		b = g.next % len(g.nodes)
+		g.next++
+		ot.spec.Strategy.Bundle = int32(b)
+	}
+	if b >= len(g.nodes) {
+		return 0, a.taskError(wire.ErrKindUnschedulable, &ot.spec, ot.attempt, "placement group %d has %d bundles, not bundle %d", gid, len(g.nodes), b)
+	}
+	return g.nodes[b], nil
+}
+
+func (a *Agent) resolveGroup(gid uint64, g *groupRoute) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-a.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer cancel()
+	body, err := a.headCalls.call(ctx, a.head, wire.OpPGWait, encode(func(e *wire.Enc) { e.Uvarint(gid); e.Uvarint(uint64(24 * time.Hour / time.Millisecond)) }))
+	var nodes []wire.NodeID
+	if err == nil {
+		err = decodeBody(body, func(d *wire.Dec) {
+			n := d.Len(4)
+			for i := 0; i < n; i++ {
+				nodes = append(nodes, wire.NodeID(d.U32()))
+			}
+		})
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		g.err = &wire.TaskError{Kind: wire.ErrKindUnschedulable, Node: a.id, Message: err.Error()}
+		delete(a.groups, gid) // a later task asks again
+	} else {
+		g.nodes, g.ready = nodes, true
+	}
+	ws := g.waiting
+	g.waiting = nil
+	for _, ot := range ws {
+		if a.owned[ot.spec.ID] == ot {
+			a.scheduleLocked(ot)
+		}
+	}
+}
+
+// drainCallsLocked sends a caller's actor calls whose arguments are ready,
+// in order, stopping at the first that is not.
+func (a *Agent) drainCallsLocked(cq *callQueue) {
+	for len(cq.tasks) > 0 {
+		ot := cq.tasks[0]
+		if a.owned[ot.spec.ID] != ot {
+			cq.tasks = cq.tasks[1:]
+			continue
+		}
+		if ot.deps > 0 {
+			return
+		}
+		if ot.cancelled {
+			cq.tasks = cq.tasks[1:]
+			a.finishLocked(ot, nil, a.taskError(wire.ErrKindCancelled, &ot.spec, ot.attempt, "cancelled before it started"))
+			continue
+		}
+		if ot.upstream != nil {
+			cq.tasks = cq.tasks[1:]
+			a.finishLocked(ot, nil, a.upstreamError(&ot.spec, ot.attempt, ot.upstream))
+			continue
+		}
+		r := a.routeLocked(ot.spec.Actor)
+		if r == nil {
+			return
+		}
+		cq.tasks = cq.tasks[1:]
+		if r.dead != nil {
+			terr := a.taskError(wire.ErrKindActorDied, &ot.spec, ot.attempt, "actor %s is dead: %s", ot.spec.Actor, r.dead.Message)
+			terr.Cause = r.dead
+			a.finishLocked(ot, nil, terr)
+			continue
+		}
+		ot.node, ot.scheduled = r.node, true
+		a.runOnLocked(r.node, &ot.spec, ot.attempt)
+	}
+	if len(cq.tasks) == 0 {
+		delete(a.calls, cq.key)
+	}
+}
+
+func (a *Agent) drainActorCallsLocked(actor wire.ActorID) {
+	for k, cq := range a.calls {
+		if k.actor == actor {
+			a.drainCallsLocked(cq)
+		}
+	}
+}
+
+// routeLocked is where an actor lives, or nil while that is being found out.
+func (a *Agent) routeLocked(actor wire.ActorID) *actorRoute {
+	r := a.routes[actor]
+	if r != nil {
+		if r.resolving {
+			return nil
+		}
+		return r
+	}
+	r = &actorRoute{resolving: true}
+	a.routes[actor] = r
+	go a.locateActor(actor, r)
+	return nil
+}
+
+func (a *Agent) locateActor(actor wire.ActorID, r *actorRoute) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-a.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer cancel()
+	body, err := a.headCalls.call(ctx, a.head, wire.OpActorLocate, encode(func(e *wire.Enc) { e.TaskID(actor) }))
+	var node wire.NodeID
+	var dead string
+	if err == nil {
+		err = decodeBody(body, func(d *wire.Dec) { node = wire.NodeID(d.U32()); dead = d.Str() })
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r.resolving = false
+	switch {
+	case err != nil:
+		r.dead = &wire.TaskError{Kind: wire.ErrKindActorDied, Task: actor, Node: a.id, Message: "cannot locate actor: " + err.Error()}
+	case dead != "":
+		r.dead = &wire.TaskError{Kind: wire.ErrKindActorDied, Task: actor, Node: node, Message: dead}
+	default:
+		r.node = node
+	}
+	a.drainActorCallsLocked(actor)
+}
+
+// completeLocked takes a task's outcome at its owner: retry, or record it.
+func (a *Agent) completeLocked(d *wire.Done) {
+	ot := a.owned[d.Task]
+	if ot == nil || d.Attempt != ot.attempt {
+		return
+	}
+	if d.Err != nil && !ot.cancelled && a.retryableLocked(ot, d.Err) {
+		if ot.retries > 0 {
+			ot.retries--
+		}
+		ot.attempt++
+		ot.node, ot.scheduled = 0, false
+		a.logf("task %s (%s) attempt %d failed (%s); retrying", ot.spec.ID, displayName(&ot.spec), d.Attempt, d.Err.Message)
+		if ot.spec.Kind == wire.KindActorCall {
+			a.runOnAfterRouteLocked(ot)
+			return
+		}
+		a.scheduleLocked(ot)
+		return
+	}
+	if d.Err != nil && ot.cancelled && d.Err.Kind != wire.ErrKindCancelled {
+		d.Err = a.taskError(wire.ErrKindCancelled, &ot.spec, ot.attempt, "cancelled: %s", d.Err.Message)
+	}
+	a.finishLocked(ot, d.Results, d.Err)
+}
+
+func (a *Agent) runOnAfterRouteLocked(ot *ownedTask) {
+	r := a.routeLocked(ot.spec.Actor)
+	if r == nil || r.dead != nil {
+		terr := a.taskError(wire.ErrKindActorDied, &ot.spec, ot.attempt, "actor %s is not available for a retry", ot.spec.Actor)
+		a.finishLocked(ot, nil, terr)
+		return
+	}
+	ot.node = r.node
+	a.runOnLocked(r.node, &ot.spec, ot.attempt)
+}
+
+func (a *Agent) retryableLocked(ot *ownedTask, e *wire.TaskError) bool {
+	if ot.retries == 0 {
+		return false
+	}
+	switch e.Kind {
+	case wire.ErrKindWorkerDied:
+		return ot.spec.Kind == wire.KindTask
+	case wire.ErrKindApp, wire.ErrKindPanic:
+		return ot.spec.RetryAppErrors && ot.spec.Kind == wire.KindTask
+	}
+	return false
+}
+
+// finishLocked records a task's return values (or its error) and lets go
+// of its arguments.
+func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.TaskError) {
+	spec := &ot.spec
+	delete(a.owned, spec.ID)
+	a.loadGen++
+	if terr == nil && uint32(len(results)) != spec.NumReturns {
+		terr = a.taskError(wire.ErrKindSystem, spec, ot.attempt, "returned %d values, want %d", len(results), spec.NumReturns)
+	}
+	for i := uint32(1); i <= spec.NumReturns; i++ {
+		oid := wire.ObjectID{Task: spec.ID, Index: i}
+		o := a.objs[oid]
+		if o == nil || !o.owned {
+			o = &obj{id: oid, owned: true}
+			a.objs[oid] = o
+		}
+		if terr != nil {
+			o.state, o.err = objFailed, terr
+		} else {
+			o.state, o.val = objReady, results[i-1]
+			if o.val.InStore {
+				o.locs = []wire.NodeID{o.val.Node}
+				o.here = o.val.Node == a.id
+			}
+		}
+		a.readyLocked(o)
+		if p := ot.proc; p != nil && !p.gone && p.held[oid] > 0 && (o.state == objFailed || !o.val.InStore || o.here) {
+			m := &wire.Object{ID: oid, Value: o.val, Err: o.err}
+			p.conn.Send(m)
+		}
+		if o.refs <= 0 {
+			a.freeLocked(o)
+		}
+	}
+	for i := range spec.Args {
+		if spec.Args[i].IsRef {
+			a.refLocked(spec.Args[i].Ref, -1)
+		}
+	}
+	if spec.Kind == wire.KindActorCreate && terr != nil {
+		r := a.routes[spec.ID]
+		if r == nil {
+			r = &actorRoute{}
+			a.routes[spec.ID] = r
+		}
+		r.resolving = false
+		r.dead = terr
+		a.drainActorCallsLocked(spec.ID)
+	}
+}
+
+// cancelLocked cancels a task this node owns.
+func (a *Agent) cancelLocked(id wire.TaskID, force bool) {
+	ot := a.owned[id]
+	if ot == nil {
+		return
+	}
+	ot.cancelled = true
+	if !ot.scheduled {
+		if ot.callq != nil {
+			for i, x := range ot.callq.tasks {
+				if x == ot {
+					ot.callq.tasks = append(ot.callq.tasks[:i:i], ot.callq.tasks[i+1:]...)
+					break
+				}
+			}
+		}
+		a.finishLocked(ot, nil, a.taskError(wire.ErrKindCancelled, &ot.spec, ot.attempt, "cancelled before it started"))
+		return
+	}
+	if ot.node == a.id {
+		a.cancelExecLocked(id, force)
+	} else {
+		a.sendPeerLocked(ot.node, &wire.Cancel{Task: id, Force: force})
+	}
+}
+
+// ---- the executing node's side ----
+
+// admitLocked takes a task to run on this node.
+func (a *Agent) admitLocked(et *execTask) {
+	spec := et.spec
+	j := a.jobs[spec.Job]
+	if j == nil {
+		j = &job{}
+		a.jobs[spec.Job] = j
+	}
+	if !j.known {
+		j.pending = append(j.pending, et)
+		return
+	}
+	a.running[spec.ID] = et
+	a.loadGen++
+	switch spec.Kind {
+	case wire.KindActorCall:
+		act := a.actors[spec.Actor]
+		if act == nil {
+			a.failExecLocked(et, a.taskError(wire.ErrKindActorDied, spec, et.attempt, "actor %s does not live on node %d", spec.Actor, a.id))
+			return
+		}
+		if act.state == actorDead {
+			terr := a.taskError(wire.ErrKindActorDied, spec, et.attempt, "actor %s is dead: %s", spec.Actor, act.dead.Message)
+			terr.Cause = act.dead
+			a.failExecLocked(et, terr)
+			return
+		}
+		act.order = append(act.order, et)
+		a.resolveArgsLocked(et, func() { a.pumpActorLocked(act) })
+		return
+	case wire.KindActorCreate:
+		a.actors[spec.ID] = &localActor{id: spec.ID, create: et}
+	}
+	k := shapeKey(et)
+	q := a.queues[k]
+	if q == nil {
+		q = &taskQueue{}
+		a.queues[k] = q
+		a.qorder = append(a.qorder, k)
+	}
+	q.tasks = append(q.tasks, et)
+	a.dispatchLocked()
+}
+
+func shapeKey(et *execTask) string {
+	var b strings.Builder
+	if et.inBundle {
+		b.WriteString("pg")
+		b.WriteString(strconv.FormatUint(et.bkey.group, 10))
+		b.WriteByte('.')
+		b.WriteString(strconv.Itoa(et.bkey.index))
+		b.WriteByte('|')
+	}
+	r := et.spec.Resources
+	if len(r) == 1 {
+		for k, v := range r {
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+		}
+		return b.String()
+	}
+	keys := make([]string, 0, len(r))
+	for k := range r {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.FormatFloat(r[k], 'g', -1, 64))
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+// dispatchLocked starts every queued task that fits, then offers tasks
+// that cannot start here to other nodes with room.
+func (a *Agent) dispatchLocked() {
+	if a.stopped {
+		return
+	}
+	live := a.qorder[:0]
+	for _, k := range a.qorder {
+		q := a.queues[k]
+		for len(q.tasks) > 0 {
+			et := q.tasks[0]
+			if a.running[et.spec.ID] != et {
+				q.tasks = q.tasks[1:]
+				continue
+			}
+			ok, terr := a.acquireLocked(et)
+			if terr != nil {
+				q.tasks = q.tasks[1:]
+				a.failExecLocked(et, terr)
+				continue
+			}
+			if !ok {
+				break
+			}
+			q.tasks = q.tasks[1:]
+			a.startLocked(et)
+		}
+		for len(q.tasks) > 0 {
+			et := q.tasks[0]
+			if a.running[et.spec.ID] != et {
+				q.tasks = q.tasks[1:]
+				continue
+			}
+			if et.inBundle || et.spec.Strategy.Kind != wire.StrategyDefault || et.spec.ID.Node != a.id || et.spec.Kind != wire.KindTask {
+				break
+			}
+			ot := a.owned[et.spec.ID]
+			n := a.freeRemoteLocked(et.spec.Resources)
+			if n == 0 || ot == nil {
+				break
+			}
+			q.tasks = q.tasks[1:]
+			delete(a.running, et.spec.ID)
+			ot.node = n
+			a.runOnLocked(n, &ot.spec, ot.attempt)
+		}
+		if len(q.tasks) == 0 {
+			delete(a.queues, k)
+			continue
+		}
+		if cap(q.tasks) > 1024 && len(q.tasks) < cap(q.tasks)/4 {
+			q.tasks = append([]*execTask(nil), q.tasks...)
+		}
+		live = append(live, k)
+	}
+	a.qorder = live
+}
+
+// acquireLocked takes a task's resources from the node or its bundle.
+func (a *Agent) acquireLocked(et *execTask) (bool, *wire.TaskError) {
+	pool := a.avail
+	gpuPool := &a.freeGPUs
+	if et.inBundle {
+		b := a.bundles[et.bkey]
+		if b == nil {
+			return false, a.taskError(wire.ErrKindUnschedulable, et.spec, et.attempt,
+				"placement group %d bundle %d is not reserved on node %d (removed?)", et.bkey.group, et.bkey.index, a.id)
+		}
+		if !fits(et.spec.Resources, b.total) {
+			return false, a.taskError(wire.ErrKindUnschedulable, et.spec, et.attempt,
+				"needs %v, more than placement group %d bundle %d holds (%v)", et.spec.Resources, et.bkey.group, et.bkey.index, b.total)
+		}
+		pool = b.avail
+		gpuPool = &b.gpus
+	}
+	if !fits(et.spec.Resources, pool) {
+		return false, nil
+	}
+	sub(pool, et.spec.Resources)
+	if g := et.spec.Resources["GPU"]; g > 0 {
+		n := int(math.Ceil(g))
+		if n > len(*gpuPool) {
+			add(pool, et.spec.Resources)
+			return false, nil
+		}
+		et.gpus = append([]string(nil), (*gpuPool)[:n]...)
+		*gpuPool = (*gpuPool)[n:]
+	}
+	et.acquired = true
+	a.loadGen++
+	return true, nil
+}
+
+func (a *Agent) releaseLocked(et *execTask) {
+	if !et.acquired {
+		return
+	}
+	et.acquired = false
+	a.loadGen++
+	if et.inBundle {
+		b := a.bundles[et.bkey]
+		if b == nil {
+			return // the bundle was removed and its resources returned whole
+		}
+		add(b.avail, et.spec.Resources)
+		b.gpus = append(b.gpus, et.gpus...)
+		return
+	}
+	add(a.avail, et.spec.Resources)
+	a.freeGPUs = append(a.freeGPUs, et.gpus...)
+}
+
+// startLocked resolves a task's arguments, then hands it to a worker.
+func (a *Agent) startLocked(et *execTask) {
+	a.resolveArgsLocked(et, func() { a.sendExecLocked(et) })
+}
+
+// resolveArgsLocked gathers a task's argument values, fetching objects to
+// this node as needed, then calls then.
+func (a *Agent) resolveArgsLocked(et *execTask, then func()) {
+	spec := et.spec
+	et.args = make([]wire.ArgValue, len(spec.Args))
+	et.waiting = 1
+	done := func() {
+		et.waiting--
+		if et.waiting == 0 {
+			et.resolved = true
+			if a.running[spec.ID] == et {
+				then()
+			}
+		}
+	}
+	for i := range spec.Args {
+		arg := &spec.Args[i]
+		if !arg.IsRef {
+			et.args[i].Value = wire.Value{Data: arg.Data, Size: uint64(len(arg.Data))}
+			continue
+		}
+		et.waiting++
+		i := i
+		a.whenReadyLocked(arg.Ref, func(o *obj) {
+			if o.state == objFailed {
+				if et.failed == nil {
+					et.failed = a.upstreamError(spec, et.attempt, o.err)
+				}
+				done()
+				return
+			}
+			a.localizeLocked(o, func(err error) {
+				if err != nil && et.failed == nil {
+					et.failed = a.taskError(wire.ErrKindObjectLost, spec, et.attempt, "argument %d: %v", i, err)
+				}
+				v := o.val
+				if v.InStore {
+					v.Node = a.id
+				}
+				et.args[i] = wire.ArgValue{ID: arg.Ref, Value: v}
+				done()
+			})
+		})
+	}
+	done()
+}
+
+func (a *Agent) sendExecLocked(et *execTask) {
+	if et.failed != nil {
+		a.failExecLocked(et, et.failed)
+		return
+	}
+	if et.cancelled {
+		a.failExecLocked(et, a.taskError(wire.ErrKindCancelled, et.spec, et.attempt, "cancelled before it started"))
+		return
+	}
+	j := a.jobs[et.spec.Job]
+	if j == nil {
+		a.failExecLocked(et, a.taskError(wire.ErrKindSystem, et.spec, et.attempt, "its job ended"))
+		return
+	}
+	var w *workerProc
+	var env map[string]string
+	if len(et.gpus) > 0 {
+		env = map[string]string{"CUDA_VISIBLE_DEVICES": strings.Join(et.gpus, ",")}
+	} else if et.spec.Resources["GPU"] == 0 {
+		env = map[string]string{"CUDA_VISIBLE_DEVICES": ""}
+	}
+	if et.spec.Dedicated || len(et.gpus) > 0 {
+		w = a.startWorkerLocked(j, true, env)
+	} else {
+		w = a.sharedWorkerLocked(j)
+	}
+	et.worker = w
+	w.tasks[et.spec.ID] = et
+	if et.spec.Kind == wire.KindActorCreate {
+		if act := a.actors[et.spec.ID]; act != nil {
+			act.worker = w
+			w.actors[et.spec.ID] = act
+		}
+	}
+	w.sendLocked(&wire.Exec{Spec: *et.spec, Attempt: et.attempt, Args: et.args, Env: env})
+}
+
+// pumpActorLocked hands an actor its calls whose arguments are ready, in
+// arrival order.
+func (a *Agent) pumpActorLocked(act *localActor) {
+	for len(act.order) > 0 {
+		et := act.order[0]
+		if a.running[et.spec.ID] != et {
+			act.order = act.order[1:]
+			continue
+		}
+		if act.state == actorDead {
+			act.order = act.order[1:]
+			terr := a.taskError(wire.ErrKindActorDied, et.spec, et.attempt, "actor %s is dead: %s", act.id, act.dead.Message)
+			terr.Cause = act.dead
+			a.failExecLocked(et, terr)
+			continue
+		}
+		if act.state != actorAlive || !et.resolved {
+			return
+		}
+		act.order = act.order[1:]
+		if et.failed != nil {
+			a.failExecLocked(et, et.failed)
+			continue
+		}
+		et.worker = act.worker
+		act.worker.tasks[et.spec.ID] = et
+		act.worker.sendLocked(&wire.Exec{Spec: *et.spec, Attempt: et.attempt, Args: et.args})
+	}
+}
+
+// workerDoneLocked takes a finished task from a worker.
+func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
+	et := a.running[d.Task]
+	if et == nil || et.attempt != d.Attempt || et.worker == nil || et.worker.proc != p {
+		for i, r := range d.Results {
+			if r.InStore {
+				a.store.Release(wire.ObjectID{Task: d.Task, Index: uint32(i + 1)}.FileName())
+			}
+		}
+		return
+	}
+	delete(a.running, d.Task)
+	delete(et.worker.tasks, d.Task)
+	for i := range d.Results {
+		r := &d.Results[i]
+		oid := wire.ObjectID{Task: d.Task, Index: uint32(i + 1)}
+		if r.InStore {
+			if err := a.store.Seal(oid.FileName()); err != nil {
+				d.Err = a.taskError(wire.ErrKindSystem, et.spec, et.attempt, "store result %d: %v", i+1, err)
+				d.Results = nil
+				break
+			}
+			r.Node = a.id
+			if oid.Owner() != a.id {
+				a.objs[oid] = &obj{id: oid, state: objReady, val: *r, here: true}
+			}
+		}
+		for _, c := range r.Contained {
+			a.rawRefLocked(c, 1)
+		}
+	}
+	if d.Err != nil && et.cancelled {
+		d.Err.Kind = wire.ErrKindCancelled
+	}
+	switch et.spec.Kind {
+	case wire.KindActorCreate:
+		act := a.actors[et.spec.ID]
+		if act != nil && d.Err == nil && act.state == actorStarting {
+			act.state = actorAlive
+			spec := et.spec
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_, err := a.headCalls.call(ctx, a.head, wire.OpActorPlace, encode(func(e *wire.Enc) {
+					e.TaskID(spec.ID)
+					e.U32(uint32(a.id))
+					e.Str(spec.Namespace)
+					e.Str(spec.ActorName)
+					e.Str(spec.Func)
+				}))
+				if err != nil {
+					a.logf("record actor %s at the head: %v", spec.ID, err)
+				}
+			}()
+			a.pumpActorLocked(act)
+		} else if act != nil && d.Err != nil {
+			a.actorDiedLocked(act, d.Err)
+		}
+	case wire.KindTask:
+		a.releaseLocked(et)
+		if et.worker.dedicated {
+			et.worker.stop(2 * time.Second)
+		}
+	}
+	a.routeDoneLocked(et, d)
+	a.dispatchLocked()
+}
+
+// rawRefLocked changes an object's count at its owner directly (for pins
+// that one node takes and another releases).
+func (a *Agent) rawRefLocked(id wire.ObjectID, delta int32) {
+	if id.Owner() == a.id {
+		a.refLocked(id, delta)
+		return
+	}
+	a.sendPeerLocked(id.Owner(), &wire.Refs{IDs: []wire.ObjectID{id}, Deltas: []int32{delta}})
+}
+
+func (a *Agent) routeDoneLocked(et *execTask, d *wire.Done) {
+	if origin := et.spec.ID.Node; origin != a.id {
+		a.sendPeerLocked(origin, d)
+		return
+	}
+	a.completeLocked(d)
+}
+
+// failExecLocked ends a task on this node with an error.
+func (a *Agent) failExecLocked(et *execTask, terr *wire.TaskError) {
+	if a.running[et.spec.ID] == et {
+		delete(a.running, et.spec.ID)
+	}
+	if et.worker != nil {
+		delete(et.worker.tasks, et.spec.ID)
+	}
+	switch et.spec.Kind {
+	case wire.KindActorCreate:
+		if act := a.actors[et.spec.ID]; act != nil {
+			a.actorDiedLocked(act, terr)
+		}
+	case wire.KindTask:
+		a.releaseLocked(et)
+	}
+	a.routeDoneLocked(et, &wire.Done{Task: et.spec.ID, Attempt: et.attempt, Err: terr})
+}
+
+// cancelExecLocked cancels a task on this node.
+func (a *Agent) cancelExecLocked(id wire.TaskID, force bool) {
+	et := a.running[id]
+	if et == nil {
+		return
+	}
+	et.cancelled = true
+	if et.worker == nil {
+		a.failExecLocked(et, a.taskError(wire.ErrKindCancelled, et.spec, et.attempt, "cancelled before it started"))
+		a.dispatchLocked()
+		return
+	}
+	if force {
+		a.logf("force-cancelling task %s: killing worker pid %d", id, et.worker.pid())
+		et.worker.kill()
+		return
+	}
+	et.worker.sendLocked(&wire.Cancel{Task: id})
+}
+
+// killActorLocked kills an actor wherever it lives.
+func (a *Agent) killActorLocked(actor wire.ActorID, noRestart bool) {
+	r := a.routes[actor]
+	if r != nil && !r.resolving && r.dead == nil {
+		if r.node == a.id {
+			a.killLocalActorLocked(actor, "killed by its caller")
+		} else {
+			a.sendPeerLocked(r.node, &wire.KillActor{Actor: actor, NoRestart: noRestart})
+		}
+		return
+	}
+	if r != nil && r.dead != nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		body, err := a.headCalls.call(ctx, a.head, wire.OpActorLocate, encode(func(e *wire.Enc) { e.TaskID(actor) }))
+		var node wire.NodeID
+		var dead string
+		if err == nil {
+			err = decodeBody(body, func(d *wire.Dec) { node = wire.NodeID(d.U32()); dead = d.Str() })
+		}
+		if err != nil || dead != "" {
+			return
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if node == a.id {
+			a.killLocalActorLocked(actor, "killed by its caller")
+		} else {
+			a.sendPeerLocked(node, &wire.KillActor{Actor: actor, NoRestart: noRestart})
+		}
+	}()
+}
+
+func (a *Agent) killLocalActorLocked(actor wire.ActorID, why string) {
+	act := a.actors[actor]
+	if act == nil || act.state == actorDead {
+		return
+	}
+	w := act.worker
+	a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: actor, Node: a.id, Message: why})
+	if w != nil {
+		if w.dedicated {
+			w.kill()
+		} else {
+			w.sendLocked(&wire.KillActor{Actor: actor})
+		}
+	}
+}
+
+// actorDiedLocked marks an actor dead here, fails its queued calls, frees
+// its resources and tells the head.
+func (a *Agent) actorDiedLocked(act *localActor, terr *wire.TaskError) {
+	if act.state == actorDead {
+		return
+	}
+	act.state = actorDead
+	act.dead = terr
+	if act.create != nil {
+		a.releaseLocked(act.create)
+	}
+	if act.worker != nil {
+		delete(act.worker.actors, act.id)
+		for id, et := range act.worker.tasks {
+			if et.spec.Kind == wire.KindActorCall && et.spec.Actor == act.id {
+				delete(act.worker.tasks, id)
+				t := a.taskError(wire.ErrKindActorDied, et.spec, et.attempt, "actor %s died: %s", act.id, terr.Message)
+				t.Cause = terr
+				a.failExecLocked(et, t)
+			}
+		}
+	}
+	if r := a.routes[act.id]; r != nil {
+		r.dead = terr
+	}
+	a.pumpActorLocked(act)
+	a.loadGen++
+	id, msg := act.id, terr.Message
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a.headCalls.call(ctx, a.head, wire.OpActorDead, encode(func(e *wire.Enc) { e.TaskID(id); e.Str(msg) }))
+	}()
+}
+
+// nodeDiedLocked reacts to another node's death: tasks running there are
+// retried (or fail), actors there are dead.
+func (a *Agent) nodeDiedLocked(n wire.NodeID) {
+	a.logf("node %d died", n)
+	if p := a.peers[n]; p != nil {
+		delete(a.peers, n)
+		if p.conn != nil {
+			p.conn.Abort()
+		}
+	}
+	for _, ot := range a.owned {
+		if ot.scheduled && ot.node == n {
+			a.completeLocked(&wire.Done{Task: ot.spec.ID, Attempt: ot.attempt,
+				Err: a.taskError(wire.ErrKindWorkerDied, &ot.spec, ot.attempt, "node %d died while running it", n)})
+		}
+	}
+	for id, r := range a.routes {
+		if !r.resolving && r.node == n && r.dead == nil {
+			r.dead = &wire.TaskError{Kind: wire.ErrKindActorDied, Task: id, Node: n, Message: fmt.Sprintf("its node %d died", n)}
+		}
+	}
+}

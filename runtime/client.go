@@ -1,0 +1,532 @@
+package runtime
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raygo/raygo/objstore"
+	"github.com/raygo/raygo/runtime/codec"
+	"github.com/raygo/raygo/runtime/wire"
+)
+
+// ErrShutdown is returned by calls made after the client shut down or lost
+// its node agent.
+var ErrShutdown = errors.New("raygo: not connected to a cluster (Init not called, or Shutdown already)")
+
+// Program describes the running binary, for the agent to check workers
+// against their driver.
+type Program struct {
+	BinaryPath   string
+	BinaryHash   string
+	RegistryHash string
+	Registry     []string
+	Args         []string
+}
+
+// Client is a driver's or worker's connection to its node agent: it submits
+// tasks, stores and fetches objects, and counts the references it holds.
+//
+// Concurrency: c.mu guards objs and the pending reference changes; every
+// message that could depend on a reference change is sent with c.mu held,
+// after those changes, so the agent sees them in order.
+type Client struct {
+	conn      *wire.Conn
+	role      wire.Role
+	node      wire.NodeID
+	proc      wire.ProcID
+	job       uint64
+	clusterID string
+	storeDir  string
+	inlineMax int
+	headAddr  string
+	calls     calls
+	seq       atomic.Uint64
+
+	mu      sync.Mutex
+	objs    map[wire.ObjectID]*objState
+	pending map[wire.ObjectID]int32
+	closed  error
+
+	exec    *executor // worker mode
+	done    chan struct{}
+	flushCh chan struct{}
+}
+
+// objState is what this process knows of an object it holds a reference to.
+type objState struct {
+	refs       int32 // live handles in this process
+	ready      chan struct{}
+	isReady    bool
+	data       []byte
+	mapping    *objstore.Mapping
+	err        *wire.TaskError
+	subscribed bool
+}
+
+// Connect dials a node agent at addr and introduces this process.
+func Connect(ctx context.Context, addr string, secret []byte, role wire.Role, prog Program, workerSlot uint32, job uint64) (*Client, error) {
+	conn, err := dial(ctx, addr, secret, role)
+	if err != nil {
+		return nil, err
+	}
+	conn.Send(&wire.Hello{Role: role, Pid: int64(os.Getpid()), Worker: workerSlot, Job: job,
+		BinaryPath: prog.BinaryPath, BinaryHash: prog.BinaryHash, RegistryHash: prog.RegistryHash,
+		Registry: prog.Registry, Args: prog.Args})
+	type result struct {
+		m   wire.Msg
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		m, err := conn.Recv()
+		ch <- result{m, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		conn.Abort()
+		return nil, fmt.Errorf("connect to node agent %s: %w", addr, ctx.Err())
+	}
+	if r.err != nil {
+		conn.Abort()
+		return nil, fmt.Errorf("connect to node agent %s: %w", addr, r.err)
+	}
+	w, ok := r.m.(*wire.Welcome)
+	if !ok {
+		conn.Abort()
+		return nil, fmt.Errorf("node agent %s sent %s instead of welcome", addr, r.m.Type())
+	}
+	if w.Err != "" {
+		conn.Abort()
+		return nil, fmt.Errorf("node agent %s refused this %s: %s", addr, role, w.Err)
+	}
+	c := &Client{conn: conn, role: role, node: w.Node, proc: w.Proc, clusterID: w.ClusterID,
+		storeDir: w.StoreDir, inlineMax: int(w.InlineMax), headAddr: w.HeadAddr,
+		objs: map[wire.ObjectID]*objState{}, pending: map[wire.ObjectID]int32{},
+		done: make(chan struct{}), flushCh: make(chan struct{}, 1)}
+	c.job, _ = strconv.ParseUint(w.Config["job"], 10, 64)
+	go c.readLoop()
+	go c.flushLoop()
+	return c, nil
+}
+
+// Node is the node this process runs on.
+func (c *Client) Node() wire.NodeID { return c.node }
+
+// Proc is this process's ID on its node.
+func (c *Client) Proc() wire.ProcID { return c.proc }
+
+// Job is the job this process belongs to.
+func (c *Client) Job() uint64 { return c.job }
+
+// ClusterID names the cluster.
+func (c *Client) ClusterID() string { return c.clusterID }
+
+// InlineMax is the largest object sent inline rather than through the store.
+func (c *Client) InlineMax() int { return c.inlineMax }
+
+// Done is closed when the connection to the agent ends.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// NewTaskID makes a cluster-unique task ID without a round trip.
+func (c *Client) NewTaskID() wire.TaskID {
+	return wire.TaskID{Node: c.node, Proc: c.proc, Seq: c.seq.Add(1)}
+}
+
+func (c *Client) readLoop() {
+	var err error
+	for {
+		var m wire.Msg
+		m, err = c.conn.Recv()
+		if err != nil {
+			break
+		}
+		switch m := m.(type) {
+		case *wire.Object:
+			c.objectArrived(m)
+		case *wire.Rep:
+			c.calls.deliver(m)
+		case *wire.Exec:
+			if c.exec != nil {
+				c.exec.exec(m)
+			}
+		case *wire.Cancel:
+			if c.exec != nil {
+				c.exec.cancel(m.Task)
+			}
+		case *wire.KillActor:
+			if c.exec != nil {
+				c.exec.killActor(m.Actor)
+			}
+		case *wire.Shutdown:
+			err = fmt.Errorf("node agent asked this process to stop: %s", m.Reason)
+			c.conn.Close()
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.mu.Lock()
+	c.closed = fmt.Errorf("%w: connection to node %d agent lost: %v", ErrShutdown, c.node, err)
+	for id, st := range c.objs {
+		if !st.isReady {
+			st.err = &wire.TaskError{Kind: wire.ErrKindSystem, Node: c.node, Message: fmt.Sprintf("object %s: connection to the node agent lost", id)}
+			st.isReady = true
+			close(st.ready)
+		}
+	}
+	c.mu.Unlock()
+	c.calls.fail(ErrShutdown)
+	close(c.done)
+}
+
+func (c *Client) objectArrived(m *wire.Object) {
+	var mapping *objstore.Mapping
+	var data []byte
+	terr := m.Err
+	if terr == nil {
+		if m.Value.InStore {
+			var err error
+			mapping, err = objstore.Map(filepath.Join(c.storeDir, m.ID.FileName()))
+			if err != nil {
+				terr = &wire.TaskError{Kind: wire.ErrKindObjectLost, Node: c.node, Message: fmt.Sprintf("object %s: %v", m.ID, err)}
+			} else {
+				data = mapping.Bytes()
+			}
+		} else {
+			data = m.Value.Data
+		}
+	}
+	c.mu.Lock()
+	st := c.objs[m.ID]
+	if st == nil || st.isReady {
+		c.mu.Unlock()
+		if mapping != nil {
+			mapping.Close()
+		}
+		return
+	}
+	st.data, st.mapping, st.err = data, mapping, terr
+	st.isReady = true
+	close(st.ready)
+	c.mu.Unlock()
+}
+
+// flushLoop sends reference releases that no other message carried.
+func (c *Client) flushLoop() {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		case <-c.flushCh:
+		}
+		c.mu.Lock()
+		c.flushLocked()
+		c.mu.Unlock()
+	}
+}
+
+func (c *Client) flushLocked() {
+	if len(c.pending) == 0 {
+		return
+	}
+	m := &wire.Refs{IDs: make([]wire.ObjectID, 0, len(c.pending)), Deltas: make([]int32, 0, len(c.pending))}
+	for id, d := range c.pending {
+		if d != 0 {
+			m.IDs = append(m.IDs, id)
+			m.Deltas = append(m.Deltas, d)
+		}
+	}
+	clear(c.pending)
+	if len(m.IDs) > 0 {
+		c.conn.Send(m)
+	}
+}
+
+// sendLocked sends m after any pending reference changes.
+func (c *Client) sendLocked(m wire.Msg) error {
+	if c.closed != nil {
+		return c.closed
+	}
+	c.flushLocked()
+	return c.conn.Send(m)
+}
+
+// newObjLocked registers an object this process just created (the agent
+// counts this process's reference when it sees the submit or put).
+func (c *Client) newObjLocked(id wire.ObjectID) *objState {
+	st := &objState{refs: 1, ready: make(chan struct{})}
+	c.objs[id] = st
+	return st
+}
+
+// Submit sends a task to the agent; its return objects are registered as
+// held by this process.
+func (c *Client) Submit(spec *wire.TaskSpec) error {
+	spec.Job = c.job
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed != nil {
+		return c.closed
+	}
+	for i := uint32(1); i <= spec.NumReturns; i++ {
+		c.newObjLocked(wire.ObjectID{Task: spec.ID, Index: i})
+	}
+	return c.sendLocked(&wire.Submit{Spec: *spec})
+}
+
+// FailLocal records an error for objects that could not even be submitted.
+func (c *Client) FailLocal(ids []wire.ObjectID, terr *wire.TaskError) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		st := c.objs[id]
+		if st == nil {
+			st = c.newObjLocked(id)
+		}
+		if !st.isReady {
+			st.err, st.isReady = terr, true
+			close(st.ready)
+		}
+	}
+}
+
+// Put stores an encoded value and returns its ID. Small values travel
+// inline; large ones are written straight into this node's shared-memory
+// store. contained lists the refs inside the value.
+func (c *Client) Put(ctx context.Context, enc codec.Encoded, contained []wire.ObjectID) (wire.ObjectID, error) {
+	id := wire.ObjectID{Task: c.NewTaskID()}
+	v, data, mapping, err := c.store(ctx, id, enc, true)
+	if err != nil {
+		return id, err
+	}
+	v.Contained = contained
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed != nil {
+		if mapping != nil {
+			mapping.Close()
+		}
+		return id, c.closed
+	}
+	st := c.newObjLocked(id)
+	st.data, st.mapping, st.isReady = data, mapping, true
+	close(st.ready)
+	return id, c.sendLocked(&wire.Put{ID: id, Value: v})
+}
+
+// store writes enc for object id: inline, or into the node's store. It
+// returns the wire value and a local view of the bytes.
+func (c *Client) store(ctx context.Context, id wire.ObjectID, enc codec.Encoded, view bool) (wire.Value, []byte, *objstore.Mapping, error) {
+	n := enc.Len()
+	if n <= c.inlineMax {
+		b := make([]byte, n)
+		enc.WriteTo(b)
+		return wire.Value{Data: b, Size: uint64(n)}, b, nil, nil
+	}
+	if _, err := c.Request(ctx, wire.OpCreate, encode(func(e *wire.Enc) { e.ObjectID(id); e.Uvarint(uint64(n)) })); err != nil {
+		return wire.Value{}, nil, nil, fmt.Errorf("store object %s (%d bytes): %w", id, n, err)
+	}
+	path := filepath.Join(c.storeDir, id.FileName())
+	w, err := objstore.CreateFile(path, int64(n))
+	if err != nil {
+		c.Request(context.Background(), wire.OpRelease, encode(func(e *wire.Enc) { e.ObjectID(id) }))
+		return wire.Value{}, nil, nil, fmt.Errorf("store object %s (%d bytes): %w", id, n, err)
+	}
+	enc.WriteTo(w.Bytes())
+	w.Close()
+	if !view {
+		return wire.Value{InStore: true, Size: uint64(n), Node: c.node}, nil, nil, nil
+	}
+	m, err := objstore.Map(path)
+	if err != nil {
+		return wire.Value{}, nil, nil, fmt.Errorf("store object %s: %w", id, err)
+	}
+	return wire.Value{InStore: true, Size: uint64(n), Node: c.node}, m.Bytes(), m, nil
+}
+
+// Acquire notes one more handle to id in this process.
+func (c *Client) Acquire(id wire.ObjectID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.objs[id]
+	if st == nil {
+		st = &objState{ready: make(chan struct{})}
+		c.objs[id] = st
+	}
+	st.refs++
+	if st.refs == 1 {
+		c.pending[id]++
+	}
+}
+
+// Release drops a handle to id; the last one tells the agent.
+func (c *Client) Release(id wire.ObjectID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.objs[id]
+	if st == nil {
+		return
+	}
+	st.refs--
+	if st.refs > 0 {
+		return
+	}
+	delete(c.objs, id)
+	if st.mapping != nil {
+		st.mapping.Close()
+	}
+	c.pending[id]--
+	if c.pending[id] == 0 {
+		delete(c.pending, id)
+	}
+}
+
+// Get waits for an object and returns its encoded bytes (a read-only view
+// of shared memory for stored objects, valid while this process holds a
+// reference to it).
+func (c *Client) Get(ctx context.Context, id wire.ObjectID) ([]byte, error) {
+	c.mu.Lock()
+	st := c.objs[id]
+	if st == nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("object %s: no reference held by this process", id)
+	}
+	if st.isReady {
+		c.mu.Unlock()
+		return st.result(id)
+	}
+	if !st.subscribed {
+		st.subscribed = true
+		if err := c.sendLocked(&wire.Subscribe{IDs: []wire.ObjectID{id}}); err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+	}
+	c.mu.Unlock()
+	select {
+	case <-st.ready:
+		return st.result(id)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("get %s: %w", id, ctx.Err())
+	}
+}
+
+func (st *objState) result(id wire.ObjectID) ([]byte, error) {
+	if st.err != nil {
+		return nil, &RemoteError{TaskError: st.err, Object: id}
+	}
+	return st.data, nil
+}
+
+// Subscribe asks for several objects at once (before waiting on them).
+func (c *Client) Subscribe(ids []wire.ObjectID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var want []wire.ObjectID
+	for _, id := range ids {
+		st := c.objs[id]
+		if st == nil || st.isReady || st.subscribed {
+			continue
+		}
+		st.subscribed = true
+		want = append(want, id)
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	return c.sendLocked(&wire.Subscribe{IDs: want})
+}
+
+// ReadyChan is closed when the object is ready or failed; nil when this
+// process holds no reference to it.
+func (c *Client) ReadyChan(id wire.ObjectID) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.objs[id]; st != nil {
+		return st.ready
+	}
+	return nil
+}
+
+// Cancel asks for a task to be cancelled.
+func (c *Client) Cancel(id wire.TaskID, force bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sendLocked(&wire.Cancel{Task: id, Force: force})
+}
+
+// KillActor ends an actor.
+func (c *Client) KillActor(id wire.ActorID, noRestart bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sendLocked(&wire.KillActor{Actor: id, NoRestart: noRestart})
+}
+
+// Request makes a request of the agent (or, through it, of the head).
+func (c *Client) Request(ctx context.Context, op wire.Op, body []byte) ([]byte, error) {
+	id, ch, err := c.calls.start()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	err = c.sendLocked(&wire.Req{ID: id, Op: op, Body: body})
+	c.mu.Unlock()
+	if err != nil {
+		c.calls.cancel(id)
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		if r.Err != "" || r.Code != wire.CodeOK {
+			return nil, codeErr(r.Code, r.Err)
+		}
+		return r.Body, nil
+	case <-ctx.Done():
+		c.calls.cancel(id)
+		return nil, ctx.Err()
+	}
+}
+
+// Close disconnects from the agent, releasing every reference and mapping.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.flushLocked()
+	for id, st := range c.objs {
+		if st.mapping != nil {
+			st.mapping.Close()
+		}
+		delete(c.objs, id)
+	}
+	c.mu.Unlock()
+	err := c.conn.Close()
+	<-c.done
+	return err
+}
+
+// SecretFromEnv reads the cluster secret handed to a worker and removes it
+// from the environment, so the worker's own children do not inherit it.
+func SecretFromEnv() ([]byte, error) {
+	s := os.Getenv(EnvSecret)
+	os.Unsetenv(EnvSecret)
+	if s == "" {
+		return nil, fmt.Errorf("%s is not set", EnvSecret)
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not hex", EnvSecret)
+	}
+	return b, nil
+}

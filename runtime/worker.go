@@ -1,0 +1,315 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"sync"
+
+	"github.com/raygo/raygo/objstore"
+	"github.com/raygo/raygo/runtime/codec"
+	"github.com/raygo/raygo/runtime/wire"
+)
+
+// Handler runs the user's code in a worker process. The root raygo package
+// implements it over its registry of functions and actor types.
+//
+// Arguments are encoded values. For tasks, arguments held in the object
+// store are read-only views of shared memory, valid until the call returns;
+// actors get private copies, since they may keep what they are given.
+type Handler interface {
+	RunTask(ctx context.Context, spec *wire.TaskSpec, args [][]byte) ([]Result, error)
+	NewActor(ctx context.Context, spec *wire.TaskSpec, args [][]byte) (any, error)
+	CallActor(ctx context.Context, actor any, spec *wire.TaskSpec, args [][]byte) ([]Result, error)
+}
+
+// Result is one encoded return value and the refs it contains.
+type Result struct {
+	Enc       codec.Encoded
+	Contained []wire.ObjectID
+}
+
+// NoFunctionError is what a Handler returns for a name it does not have.
+type NoFunctionError struct{ Name string }
+
+func (e *NoFunctionError) Error() string {
+	return fmt.Sprintf("this worker's binary has no function or actor type registered as %q", e.Name)
+}
+
+// RemoteError is a task's failure as seen by a process that got one of its
+// objects (or by a task whose argument failed).
+type RemoteError struct {
+	*wire.TaskError
+	Object wire.ObjectID
+}
+
+func (e *RemoteError) Error() string { return e.TaskError.Message }
+
+// PanicError wraps a panic raised by user code.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// executor runs tasks and actor calls in a worker process, each in its own
+// goroutine; an actor's calls go through its mailbox, MaxConcurrency at a
+// time, in arrival order.
+type executor struct {
+	c    *Client
+	h    Handler
+	base context.Context
+
+	mu      sync.Mutex
+	running map[wire.TaskID]context.CancelFunc
+	actors  map[wire.ActorID]*actorBox
+}
+
+type actorBox struct {
+	id      wire.ActorID
+	inst    any
+	mailbox chan *wire.Exec
+	quit    chan struct{}
+}
+
+// ServeWorker connects this process to the agent that started it and runs
+// what it is sent until the agent lets it go. It returns why it stopped.
+func ServeWorker(ctx context.Context, h Handler, prog Program) error {
+	secret, err := SecretFromEnv()
+	if err != nil {
+		return err
+	}
+	slot, _ := strconv.ParseUint(os.Getenv(EnvSlot), 10, 32)
+	job, _ := strconv.ParseUint(os.Getenv(EnvJob), 10, 64)
+	c, err := Connect(ctx, os.Getenv(EnvAgent), secret, wire.RoleWorker, prog, uint32(slot), job)
+	if err != nil {
+		return err
+	}
+	c.exec = &executor{c: c, h: h, base: ctx, running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}}
+	SetWorkerClient(c)
+	<-c.Done()
+	return nil
+}
+
+var workerClient struct {
+	sync.Mutex
+	c *Client
+}
+
+// SetWorkerClient makes c the client for code running in this worker.
+func SetWorkerClient(c *Client) {
+	workerClient.Lock()
+	workerClient.c = c
+	workerClient.Unlock()
+}
+
+// WorkerClient is this worker process's client, or nil outside workers.
+func WorkerClient() *Client {
+	workerClient.Lock()
+	defer workerClient.Unlock()
+	return workerClient.c
+}
+
+func (x *executor) exec(m *wire.Exec) {
+	for k, v := range m.Env {
+		if os.Getenv(k) != v {
+			os.Setenv(k, v)
+		}
+	}
+	switch m.Spec.Kind {
+	case wire.KindTask:
+		go x.run(m, false, func(ctx context.Context, args [][]byte) ([]Result, error) {
+			return x.h.RunTask(ctx, &m.Spec, args)
+		})
+	case wire.KindActorCreate:
+		go x.create(m)
+	case wire.KindActorCall:
+		x.mu.Lock()
+		box := x.actors[m.Spec.Actor]
+		x.mu.Unlock()
+		if box == nil {
+			x.finish(m, nil, &wire.TaskError{Kind: wire.ErrKindActorDied, Message: fmt.Sprintf("actor %s is not in this worker (killed?)", m.Spec.Actor)})
+			return
+		}
+		select {
+		case box.mailbox <- m:
+		case <-box.quit:
+			x.finish(m, nil, &wire.TaskError{Kind: wire.ErrKindActorDied, Message: fmt.Sprintf("actor %s was killed", m.Spec.Actor)})
+		}
+	}
+}
+
+func (x *executor) create(m *wire.Exec) {
+	var inst any
+	x.run(m, true, func(ctx context.Context, args [][]byte) ([]Result, error) {
+		var err error
+		inst, err = x.h.NewActor(ctx, &m.Spec, args)
+		if err != nil {
+			return nil, err
+		}
+		enc, err := codec.Encode(m.Spec.ID.String())
+		if err != nil {
+			return nil, err
+		}
+		n := int(m.Spec.MaxConcurrency)
+		if n < 1 {
+			n = 1
+		}
+		box := &actorBox{id: m.Spec.ID, inst: inst, mailbox: make(chan *wire.Exec, 1024), quit: make(chan struct{})}
+		x.mu.Lock()
+		x.actors[m.Spec.ID] = box
+		x.mu.Unlock()
+		for i := 0; i < n; i++ {
+			go x.serveActor(box)
+		}
+		return []Result{{Enc: enc}}, nil
+	})
+}
+
+func (x *executor) serveActor(box *actorBox) {
+	for {
+		select {
+		case m := <-box.mailbox:
+			x.run(m, true, func(ctx context.Context, args [][]byte) ([]Result, error) {
+				return x.h.CallActor(ctx, box.inst, &m.Spec, args)
+			})
+		case <-box.quit:
+			return
+		}
+	}
+}
+
+func (x *executor) killActor(id wire.ActorID) {
+	x.mu.Lock()
+	box := x.actors[id]
+	delete(x.actors, id)
+	x.mu.Unlock()
+	if box != nil {
+		close(box.quit)
+	}
+}
+
+func (x *executor) cancel(id wire.TaskID) {
+	x.mu.Lock()
+	cancel := x.running[id]
+	x.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// run executes one task or call and reports it to the agent.
+func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]byte) ([]Result, error)) {
+	ctx, cancel := context.WithCancel(x.base)
+	defer cancel()
+	ctx = withTask(ctx, m.Spec.ID)
+	x.mu.Lock()
+	x.running[m.Spec.ID] = cancel
+	x.mu.Unlock()
+	defer func() {
+		x.mu.Lock()
+		delete(x.running, m.Spec.ID)
+		x.mu.Unlock()
+	}()
+
+	args := make([][]byte, len(m.Args))
+	var maps []*objstore.Mapping
+	defer func() {
+		for _, mp := range maps {
+			mp.Close()
+		}
+	}()
+	for i := range m.Args {
+		v := &m.Args[i].Value
+		if !v.InStore {
+			args[i] = v.Data
+			continue
+		}
+		mp, err := objstore.Map(filepath.Join(x.c.storeDir, m.Args[i].ID.FileName()))
+		if err != nil {
+			x.finish(m, nil, &wire.TaskError{Kind: wire.ErrKindObjectLost, Message: fmt.Sprintf("argument %d (%s): %v", i, m.Args[i].ID, err)})
+			return
+		}
+		maps = append(maps, mp)
+		args[i] = mp.Bytes()
+		if private {
+			args[i] = append([]byte(nil), args[i]...)
+		}
+	}
+	results, err := call(ctx, args, f)
+	if err != nil {
+		x.finish(m, nil, x.taskError(ctx, err))
+		return
+	}
+	vals := make([]wire.Value, len(results))
+	for i, r := range results {
+		oid := wire.ObjectID{Task: m.Spec.ID, Index: uint32(i + 1)}
+		v, _, _, err := x.c.store(ctx, oid, r.Enc, false)
+		if err != nil {
+			for j := 0; j < i; j++ {
+				if vals[j].InStore {
+					os.Remove(filepath.Join(x.c.storeDir, wire.ObjectID{Task: m.Spec.ID, Index: uint32(j + 1)}.FileName()))
+				}
+			}
+			x.finish(m, nil, &wire.TaskError{Kind: wire.ErrKindSystem, Message: fmt.Sprintf("return value %d: %v", i+1, err)})
+			return
+		}
+		v.Contained = r.Contained
+		vals[i] = v
+	}
+	x.finish(m, vals, nil)
+}
+
+func call(ctx context.Context, args [][]byte, f func(context.Context, [][]byte) ([]Result, error)) (res []Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: string(debug.Stack())}
+		}
+	}()
+	return f(ctx, args)
+}
+
+func (x *executor) taskError(ctx context.Context, err error) *wire.TaskError {
+	t := &wire.TaskError{Kind: wire.ErrKindApp, Message: err.Error(), TypeName: fmt.Sprintf("%T", err)}
+	var pe *PanicError
+	var nf *NoFunctionError
+	var re *RemoteError
+	switch {
+	case errors.As(err, &pe):
+		t.Kind, t.Stack, t.TypeName = wire.ErrKindPanic, pe.Stack, ""
+	case errors.As(err, &nf):
+		t.Kind = wire.ErrKindNoFunction
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		t.Kind = wire.ErrKindCancelled
+	case errors.As(err, &re):
+		t.Cause = re.TaskError
+	}
+	return t
+}
+
+func (x *executor) finish(m *wire.Exec, vals []wire.Value, terr *wire.TaskError) {
+	if terr != nil {
+		terr.Task, terr.Name, terr.Node, terr.Pid, terr.Attempt = m.Spec.ID, displayName(&m.Spec), x.c.node, int64(os.Getpid()), m.Attempt
+	}
+	d := &wire.Done{Task: m.Spec.ID, Attempt: m.Attempt, Results: vals, Err: terr}
+	x.c.mu.Lock()
+	x.c.sendLocked(d)
+	x.c.mu.Unlock()
+}
+
+type taskKey struct{}
+
+func withTask(ctx context.Context, id wire.TaskID) context.Context {
+	return context.WithValue(ctx, taskKey{}, id)
+}
+
+// TaskFromContext is the ID of the task whose context this is.
+func TaskFromContext(ctx context.Context) (wire.TaskID, bool) {
+	id, ok := ctx.Value(taskKey{}).(wire.TaskID)
+	return id, ok
+}
