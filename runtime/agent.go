@@ -148,28 +148,42 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 	if a.tcpLn, err = listen(cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	a.sockPath = filepath.Join(cfg.StateDir, "agent.sock")
+	os.Remove(a.sockPath)
+	if a.unixLn, err = listen("unix:" + a.sockPath); err != nil {
+		a.tcpLn.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	fail := func(err error) (*Agent, error) {
+		a.tcpLn.Close()
+		a.unixLn.Close()
+		os.Remove(a.sockPath)
+		return nil, err
+	}
+	labels := map[string]string{}
+	for k, v := range cfg.Labels {
+		labels[k] = v
+	}
+	labels["driver-socket"] = a.SocketAddr()
 	host, _ := os.Hostname()
 	head, err := dial(ctx, cfg.HeadAddr, cfg.Secret, wire.RoleNode)
 	if err != nil {
-		a.tcpLn.Close()
-		return nil, fmt.Errorf("agent: join head: %w", err)
+		return fail(fmt.Errorf("agent: join head: %w", err))
 	}
 	head.Send(&wire.NodeHello{Addr: a.tcpLn.Addr().String(), Hostname: host, Pid: int64(os.Getpid()),
-		Resources: cfg.Resources, Labels: cfg.Labels, Version: Version})
+		Resources: cfg.Resources, Labels: labels, Version: Version})
 	m, err := head.Recv()
 	if err != nil {
 		head.Abort()
-		a.tcpLn.Close()
-		return nil, fmt.Errorf("agent: join head %s: %w", cfg.HeadAddr, err)
+		return fail(fmt.Errorf("agent: join head %s: %w", cfg.HeadAddr, err))
 	}
 	w, ok := m.(*wire.Welcome)
 	if !ok || w.Err != "" {
 		head.Abort()
-		a.tcpLn.Close()
 		if ok {
-			return nil, fmt.Errorf("agent: head %s refused this node: %s", cfg.HeadAddr, w.Err)
+			return fail(fmt.Errorf("agent: head %s refused this node: %s", cfg.HeadAddr, w.Err))
 		}
-		return nil, fmt.Errorf("agent: head %s sent %s instead of welcome", cfg.HeadAddr, m.Type())
+		return fail(fmt.Errorf("agent: head %s sent %s instead of welcome", cfg.HeadAddr, m.Type()))
 	}
 	a.id, a.clusterID, a.head = w.Node, w.ClusterID, head
 
@@ -179,16 +193,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 	}
 	if a.store, err = objstore.Open(objstore.Config{Dir: storeDir, Limit: cfg.StoreLimit}); err != nil {
 		head.Abort()
-		a.tcpLn.Close()
-		return nil, fmt.Errorf("agent: node %d: %w", a.id, err)
-	}
-	a.sockPath = filepath.Join(cfg.StateDir, fmt.Sprintf("n%d.sock", a.id))
-	os.Remove(a.sockPath)
-	if a.unixLn, err = listen("unix:" + a.sockPath); err != nil {
-		a.store.Close()
-		head.Abort()
-		a.tcpLn.Close()
-		return nil, fmt.Errorf("agent: node %d: %w", a.id, err)
+		return fail(fmt.Errorf("agent: node %d: %w", a.id, err))
 	}
 	go serve(a.tcpLn, cfg.Secret, a.logf, a.handle)
 	go serve(a.unixLn, cfg.Secret, a.logf, a.handle)
@@ -212,6 +217,44 @@ func (a *Agent) SocketAddr() string { return "unix:" + a.sockPath }
 
 // StoreDir is the node's shared-memory directory.
 func (a *Agent) StoreDir() string { return a.store.Dir() }
+
+// Kill stops the agent abruptly, as if its machine died: connections are
+// dropped without goodbyes and worker processes are killed. For tests.
+func (a *Agent) Kill() {
+	a.stopOnce.Do(func() {
+		a.mu.Lock()
+		a.stopped = true
+		var conns []*wire.Conn
+		for _, p := range a.procs {
+			conns = append(conns, p.conn)
+		}
+		for _, p := range a.peers {
+			if p.conn != nil {
+				conns = append(conns, p.conn)
+			}
+		}
+		var workers []*workerProc
+		for _, j := range a.jobs {
+			workers = append(workers, j.workers...)
+		}
+		a.mu.Unlock()
+		a.tcpLn.Close()
+		a.unixLn.Close()
+		a.head.Abort()
+		for _, c := range conns {
+			c.Abort()
+		}
+		for _, w := range workers {
+			w.kill()
+		}
+		a.waitWorkers(nil, 5*time.Second)
+		a.headCalls.fail(errors.New("agent killed"))
+		a.store.Close()
+		os.Remove(a.sockPath)
+		os.Remove(a.cfg.StateDir)
+		close(a.done)
+	})
+}
 
 // Done is closed when the agent has stopped.
 func (a *Agent) Done() <-chan struct{} { return a.done }
