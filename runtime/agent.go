@@ -465,6 +465,11 @@ func (a *Agent) handle(conn *wire.Conn, role wire.Role) {
 		conn.Close()
 		return
 	}
+	if hello.Role != role {
+		conn.Send(&wire.Welcome{Err: fmt.Sprintf("handshake said %s, hello says %s", role, hello.Role)})
+		conn.Close()
+		return
+	}
 	if role == wire.RoleNode {
 		a.servePeer(conn, wire.NodeID(hello.Worker))
 		return

@@ -32,9 +32,10 @@ var magic = [6]byte{'R', 'A', 'Y', 'G', 'O', 0}
 
 const nonceSize = 32
 
-func mac(secret []byte, label string, a, b []byte) []byte {
+func mac(secret []byte, label string, role Role, a, b []byte) []byte {
 	h := hmac.New(sha256.New, secret)
 	h.Write([]byte(label))
+	h.Write([]byte{byte(role)})
 	h.Write(a)
 	h.Write(b)
 	return h.Sum(nil)
@@ -81,11 +82,11 @@ func ServerHandshake(nc net.Conn, secret []byte) (Role, error) {
 		nc.Write(append([]byte{hsVersion}, msg...))
 		return 0, fmt.Errorf("handshake with %s: %w: %s", nc.RemoteAddr(), ErrVersion, msg)
 	}
-	if !hmac.Equal(cm, mac(secret, "raygo client", sn, cn)) {
+	if !hmac.Equal(cm, mac(secret, "raygo client", role, sn, cn)) {
 		nc.Write([]byte{hsAuth})
 		return 0, fmt.Errorf("handshake with %s: %w: wrong cluster secret", nc.RemoteAddr(), ErrAuth)
 	}
-	out := append([]byte{hsOK}, mac(secret, "raygo server", cn, sn)...)
+	out := append([]byte{hsOK}, mac(secret, "raygo server", role, cn, sn)...)
 	if _, err := nc.Write(out); err != nil {
 		return 0, fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)
 	}
@@ -115,7 +116,7 @@ func ClientHandshake(nc net.Conn, secret []byte, role Role) error {
 	if _, err := rand.Read(cn); err != nil {
 		return err
 	}
-	copy(reply[len(magic)+3+nonceSize:], mac(secret, "raygo client", sn, cn))
+	copy(reply[len(magic)+3+nonceSize:], mac(secret, "raygo client", role, sn, cn))
 	if _, err := nc.Write(reply[:]); err != nil {
 		return fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)
 	}
@@ -137,7 +138,7 @@ func ClientHandshake(nc net.Conn, secret []byte, role Role) error {
 	if _, err := io.ReadFull(nc, sm[:]); err != nil {
 		return fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)
 	}
-	if !hmac.Equal(sm[:], mac(secret, "raygo server", cn, sn)) {
+	if !hmac.Equal(sm[:], mac(secret, "raygo server", role, cn, sn)) {
 		return fmt.Errorf("handshake with %s: %w: the node could not prove it holds the cluster secret", nc.RemoteAddr(), ErrAuth)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // DefaultMaxFrame bounds every frame a peer may send. Large objects never
@@ -106,7 +107,7 @@ func (c *Conn) writeLoop() {
 		}
 		if err != nil {
 			if c.err == nil {
-				c.err = fmt.Errorf("write to %s: %w", c.nc.RemoteAddr(), err)
+				c.err = fmt.Errorf("%w: write to %s: %v", ErrClosed, c.nc.RemoteAddr(), err)
 			}
 			c.closed = true
 			c.out = nil
@@ -139,8 +140,12 @@ func (c *Conn) Recv() (Msg, error) {
 	return Decode(frame)
 }
 
-// Close flushes queued frames (bounded by the socket's own buffering) and
-// closes the connection. Safe to call more than once.
+// CloseTimeout bounds how long Close waits for queued frames to be written
+// to a peer that has stopped reading.
+const CloseTimeout = 5 * time.Second
+
+// Close flushes queued frames (waiting at most CloseTimeout for a slow
+// peer) and closes the connection. Safe to call more than once.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	already := c.closed
@@ -148,6 +153,7 @@ func (c *Conn) Close() error {
 	c.cond.Signal()
 	c.mu.Unlock()
 	if !already {
+		c.nc.SetWriteDeadline(time.Now().Add(CloseTimeout))
 		<-c.written
 	}
 	return c.nc.Close()

@@ -189,7 +189,7 @@ func clientReply(secret []byte, version uint16, role Role, sn, cn []byte) []byte
 	b = binary.LittleEndian.AppendUint16(b, version)
 	b = append(b, byte(role))
 	b = append(b, cn...)
-	return append(b, mac(secret, "raygo client", sn, cn)...)
+	return append(b, mac(secret, "raygo client", role, sn, cn)...)
 }
 
 // TestHandshakeServerCannotImpersonate plays a server that does not know the

@@ -484,9 +484,10 @@ type Refs struct {
 
 func (*Refs) Type() Type { return TRefs }
 func (m *Refs) Encode(e *Enc) {
-	e.Uvarint(uint64(len(m.IDs)))
-	for i, id := range m.IDs {
-		e.ObjectID(id)
+	n := min(len(m.IDs), len(m.Deltas))
+	e.Uvarint(uint64(n))
+	for i := 0; i < n; i++ {
+		e.ObjectID(m.IDs[i])
 		e.Varint(int64(m.Deltas[i]))
 	}
 }

@@ -83,7 +83,8 @@ func sampleMsgs() []Msg {
 	return []Msg{
 		&Hello{Role: RoleWorker, Pid: 12345, Worker: 3, Job: 1<<33 + 1, BinaryPath: "/opt/app/bin/train",
 			BinaryHash: "sha256:abcd", RegistryHash: "sha256:ef01",
-			Registry: []string{"example.com/pkg.Counter", "example.com/pkg.f", ""}},
+			Registry: []string{"example.com/pkg.Counter", "example.com/pkg.f", ""},
+			Args:     []string{"-epochs=3", "--", "data dir/with space"}},
 		&Hello{Role: RoleDriver, Pid: -1},
 		&Welcome{Node: 2, Proc: math.MaxUint32, ClusterID: "c-1", HeadAddr: "10.0.0.1:7000", StoreDir: "/dev/shm/raygo",
 			InlineMax: 100 << 10, Config: map[string]string{"log": "debug", "empty": ""}},
@@ -109,7 +110,7 @@ func sampleMsgs() []Msg {
 			Labels: map[string]string{"zone": "a"}, Version: "v0.1.0"},
 		&View{Nodes: []NodeInfo{node, {ID: 3, Addr: "10.0.0.3:7000"}}, Jobs: []Job{
 			{ID: 12, BinaryPath: "/opt/app/bin/train", BinaryHash: "sha256:abcd", RegistryHash: "sha256:ef01",
-				Registry: []string{"example.com/pkg.f"}, Env: map[string]string{"OMP_NUM_THREADS": "8"}},
+				Registry: []string{"example.com/pkg.f"}, Args: []string{"-v"}, Env: map[string]string{"OMP_NUM_THREADS": "8"}},
 			{ID: 13},
 		}},
 		&Load{Available: Resources{"CPU": 3.25}, Tasks: 10, Actors: 2, Objects: 1 << 20, StoreUsed: 1 << 35},
@@ -186,6 +187,40 @@ func TestSamplesCoverEveryType(t *testing.T) {
 	for ty := THello; ty < tEnd; ty++ {
 		if !seen[ty] {
 			t.Errorf("no sample message of type %v", ty)
+		}
+	}
+}
+
+// TestSamplesCoverEveryField checks that every field of every struct in the
+// messages is set in at least one sample, so that a field added to a message
+// but left out of its encoder or decoder fails TestRoundTrip.
+func TestSamplesCoverEveryField(t *testing.T) {
+	set := map[string]bool{} // "Type.Field" -> seen non-zero
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Pointer, reflect.Interface:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
+		case reflect.Struct:
+			for i := range v.NumField() {
+				key := v.Type().Name() + "." + v.Type().Field(i).Name
+				set[key] = set[key] || !v.Field(i).IsZero()
+				walk(v.Field(i))
+			}
+		case reflect.Slice:
+			for i := range v.Len() {
+				walk(v.Index(i))
+			}
+		}
+	}
+	for _, m := range sampleMsgs() {
+		walk(reflect.ValueOf(m))
+	}
+	for key, ok := range set {
+		if !ok {
+			t.Errorf("no sample sets %s", key)
 		}
 	}
 }
