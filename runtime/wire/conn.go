@@ -107,7 +107,7 @@ func (c *Conn) writeLoop() {
 		}
 		if err != nil {
 			if c.err == nil {
-				c.err = fmt.Errorf("%w: write to %s: %v", ErrClosed, c.nc.RemoteAddr(), err)
+				c.err = fmt.Errorf("%w: write to %s: %w", ErrClosed, c.nc.RemoteAddr(), err)
 			}
 			c.closed = true
 			c.out = nil
