@@ -1,0 +1,302 @@
+package raygo_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo"
+	"github.com/raygo/raygo/raygotest"
+	"github.com/raygo/raygo/runtime"
+	"github.com/raygo/raygo/runtime/wire"
+)
+
+var sumRange = raygo.Func3("test.sumRange", func(ctx context.Context, xs []float64, lo, hi int) (where, error) {
+	s := 0.0
+	for _, x := range xs[lo:hi] {
+		s += x
+	}
+	c := raygo.CurrentContext(ctx)
+	return where{c.Node, int(s)}, nil
+})
+
+var spin = raygo.Func1("test.spin", func(ctx context.Context, d time.Duration) (where, error) {
+	time.Sleep(d)
+	c := raygo.CurrentContext(ctx)
+	return where{c.Node, c.Pid}, nil
+})
+
+func joinCluster(t *testing.T, n int, opts raygotest.Options) (*raygotest.Cluster, context.Context) {
+	t.Helper()
+	c := raygotest.Start(t, n, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	if err := raygo.Init(ctx, raygo.Address(c.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		raygo.Shutdown(context.Background())
+		cancel()
+	})
+	return c, ctx
+}
+
+func TestSpreadReachesEveryNode(t *testing.T) {
+	_, ctx := joinCluster(t, 3, raygotest.Options{})
+	var refs []raygo.Ref[where]
+	for i := 0; i < 30; i++ {
+		refs = append(refs, whoami.With(raygo.Spread()).Remote())
+	}
+	ws, err := raygo.GetAll(ctx, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[raygo.NodeID]int{}
+	for _, w := range ws {
+		seen[w.Node]++
+	}
+	if len(seen) != 3 {
+		t.Fatalf("SPREAD tasks ran on %v, want all 3 nodes", seen)
+	}
+	// Busy nodes pass work on: long tasks fill the whole cluster.
+	refs = refs[:0]
+	for i := 0; i < 6; i++ {
+		refs = append(refs, spin.Remote(raygo.Val(300*time.Millisecond)))
+	}
+	ws, err = raygo.GetAll(ctx, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen = map[raygo.NodeID]int{}
+	for _, w := range ws {
+		seen[w.Node]++
+	}
+	if len(seen) < 2 {
+		t.Fatalf("default scheduling kept every task on one node: %v", seen)
+	}
+}
+
+func TestObjectsMoveBetweenNodes(t *testing.T) {
+	_, ctx := joinCluster(t, 3, raygotest.Options{})
+	xs := make([]float64, 3<<20) // 24 MiB: several chunks
+	for i := range xs {
+		xs[i] = 1
+	}
+	big, err := raygo.Put(ctx, xs) // stored on node 1, the driver's
+	if err != nil {
+		t.Fatal(err)
+	}
+	for node := raygo.NodeID(1); node <= 3; node++ {
+		w := get(t, ctx, sumRange.With(raygo.OnNode(node, false)).Remote(big, raygo.Val(0), raygo.Val(len(xs))))
+		if w.Node != node || w.Pid != len(xs) {
+			t.Fatalf("task on node %d: ran on %d, sum %d", node, w.Node, w.Pid)
+		}
+	}
+	// A result made on node 3 is read by the driver on node 1 and by node 2.
+	made := makeBig.With(raygo.OnNode(3, false)).Remote(raygo.Val(1 << 20))
+	got := get(t, ctx, made)
+	if len(got) != 1<<20 || got[777] != 777 {
+		t.Fatal("driver read a wrong remote result")
+	}
+	if s := get(t, ctx, sumFloats.With(raygo.OnNode(2, false)).Remote(made)); s != float64((1<<20-1)*(1<<20))/2 {
+		t.Fatalf("node 2 summed %g", s)
+	}
+	_, err = whoami.With(raygo.OnNode(9, false)).Remote().Get(ctx)
+	if !errors.Is(err, raygo.ErrUnschedulable) {
+		t.Fatalf("affinity to a missing node: %v", err)
+	}
+	if w := get(t, ctx, whoami.With(raygo.OnNode(9, true)).Remote()); w.Node == 0 {
+		t.Fatal("soft affinity did not run")
+	}
+}
+
+func TestActorsAcrossNodes(t *testing.T) {
+	_, ctx := joinCluster(t, 3, raygotest.Options{})
+	c := counterType.With(raygo.OnNode(2, false)).Remote(raygo.Val(int64(0)))
+	if w := get(t, ctx, counterWhere.Remote(c)); w.Node != 2 {
+		t.Fatalf("actor on node %d, want 2", w.Node)
+	}
+	var last raygo.Ref[int64]
+	for i := 0; i < 200; i++ {
+		last = counterAdd.Remote(c, raygo.Val(int64(1)))
+	}
+	if got := get(t, ctx, last); got != 200 {
+		t.Fatalf("counter = %d", got)
+	}
+	// A task on node 3 calls the actor on node 2 through a handle it was given.
+	if got := get(t, ctx, useCounter.With(raygo.OnNode(3, false)).Remote(raygo.Val(c), raygo.Val(int64(5)))); got != 205 {
+		t.Fatalf("remote call from a task = %d", got)
+	}
+}
+
+func TestPlacementGroups(t *testing.T) {
+	_, ctx := joinCluster(t, 3, raygotest.Options{CPUs: 2})
+	// Infeasible groups fail at once.
+	_, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 1}, {"CPU": 1}, {"CPU": 1}, {"CPU": 1}}, raygo.StrictSpread)
+	if err == nil {
+		t.Fatal("4 STRICT_SPREAD bundles on 3 nodes were accepted")
+	}
+	if _, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 3}}, raygo.Pack); err == nil {
+		t.Fatal("a 3-CPU bundle on 2-CPU nodes was accepted")
+	}
+	// One bundle per node, taking every CPU.
+	all, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 2}, {"CPU": 2}, {"CPU": 2}}, raygo.StrictSpread)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := all.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 3 || nodes[0] == nodes[1] || nodes[1] == nodes[2] || nodes[0] == nodes[2] {
+		t.Fatalf("STRICT_SPREAD bundles on %v", nodes)
+	}
+	for b, n := range nodes {
+		if w := get(t, ctx, whoami.With(raygo.InPlacementGroup(all, b)).Remote()); w.Node != n {
+			t.Fatalf("task in bundle %d ran on node %d, want %d", b, w.Node, n)
+		}
+	}
+	// Nothing is left for a second group: it waits, all or nothing.
+	second, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 1}, {"CPU": 1}}, raygo.Pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = second.Wait(short)
+	cancel()
+	if err == nil {
+		t.Fatal("second group reserved while the first holds every CPU")
+	}
+	// A plain task cannot run either, until the first group goes.
+	pending := whoami.Remote()
+	if _, _, err := raygo.Wait(ctx, []raygo.Ref[where]{pending}, 1, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := all.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, err := second.Wait(ctx); err != nil || len(nodes) != 2 || nodes[0] != nodes[1] {
+		t.Fatalf("PACK group after release: %v %v", nodes, err)
+	}
+	get(t, ctx, pending)
+	if err := second.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNodeDeathRetriesTasks(t *testing.T) {
+	c, ctx := joinCluster(t, 3, raygotest.Options{CPUs: 1})
+	var refs []raygo.Ref[where]
+	for i := 0; i < 9; i++ {
+		refs = append(refs, spin.With(raygo.Spread()).Remote(raygo.Val(time.Second)))
+	}
+	time.Sleep(300 * time.Millisecond)
+	c.Kill(3)
+	ws, err := raygo.GetAll(ctx, refs)
+	if err != nil {
+		t.Fatalf("tasks did not survive node 3 dying: %v", err)
+	}
+	for _, w := range ws {
+		if w.Node == 0 {
+			t.Fatal("missing result")
+		}
+	}
+}
+
+func TestUnauthenticatedConnectionsAreRefused(t *testing.T) {
+	c := raygotest.Start(t, 1, raygotest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wrong := make([]byte, 32)
+	for _, addr := range []string{c.Addr(), c.Nodes[0].Addr()} {
+		_, err := runtime.HeadRequest(ctx, addr, wrong, wire.OpStatus, nil)
+		if !errors.Is(err, wire.ErrAuth) {
+			t.Fatalf("%s with a wrong secret: %v", addr, err)
+		}
+		// Garbage instead of a handshake: the server hangs up.
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + strings.Repeat("x", 100)))
+		buf := make([]byte, 4096)
+		total := 0
+		for {
+			n, err := nc.Read(buf)
+			total += n
+			if err != nil {
+				break
+			}
+		}
+		nc.Close()
+		if total > 64 {
+			t.Fatalf("%s answered %d bytes to garbage", addr, total)
+		}
+	}
+	if _, err := runtime.HeadRequest(ctx, c.Addr(), c.Secret, wire.OpStatus, nil); err != nil {
+		t.Fatalf("the right secret was refused: %v", err)
+	}
+}
+
+func TestShutdownLeavesNothingBehind(t *testing.T) {
+	before := leftovers(t)
+	ctx := context.Background()
+	if err := raygo.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for i := 0; i < 4; i++ {
+		w, err := whoami.Remote().Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, w.Pid)
+	}
+	w, err := whoami.With(raygo.Dedicated()).Remote().Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids = append(pids, w.Pid)
+	big, err := raygo.Put(ctx, make([]float64, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = big
+	if err := raygo.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("worker pid %d still running after Shutdown", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	after := leftovers(t)
+	for p := range after {
+		if !before[p] {
+			t.Errorf("left behind: %s", p)
+		}
+	}
+}
+
+func leftovers(t *testing.T) map[string]bool {
+	out := map[string]bool{}
+	for _, pat := range []string{"/dev/shm/raygo-*", filepath.Join(os.TempDir(), "raygo-*")} {
+		m, _ := filepath.Glob(pat)
+		for _, p := range m {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() && strings.HasPrefix(filepath.Base(p), "raygo-") && !strings.HasPrefix(filepath.Base(p), "raygo-0") {
+				out[p] = true
+			}
+		}
+	}
+	return out
+}
