@@ -31,6 +31,10 @@ var (
 	ErrActorDied = errors.New("raygo: actor died")
 	// ErrSystem: the runtime could not do what was asked.
 	ErrSystem = errors.New("raygo: system error")
+	// ErrActorNotFound: GetActor found no live actor of that name.
+	ErrActorNotFound = errors.New("raygo: no such actor")
+	// ErrNameTaken: a live actor already has that name in its namespace.
+	ErrNameTaken = errors.New("raygo: actor name taken")
 	// ErrNotInitialized: Init has not been called, or Shutdown was.
 	ErrNotInitialized = errors.New("raygo: not initialized (call raygo.Init first)")
 )
@@ -137,6 +141,9 @@ func convert(err error) error {
 	var re *runtime.RemoteError
 	if errors.As(err, &re) {
 		return fromWire(re.TaskError)
+	}
+	if errors.Is(err, runtime.ErrInfeasible) {
+		return fmt.Errorf("%w: %v", ErrUnschedulable, err)
 	}
 	if errors.Is(err, runtime.ErrShutdown) {
 		return fmt.Errorf("%w: %v", ErrNotInitialized, err)

@@ -112,7 +112,9 @@ func MaxConcurrency(n int) Option { return func(o *options) { o.maxConcurrency =
 func Dedicated() Option { return func(o *options) { o.dedicated = true } }
 
 // Spread places tasks or actors on as many nodes as possible.
-func Spread() Option { return func(o *options) { o.strategy = wire.Strategy{Kind: wire.StrategySpread} } }
+func Spread() Option {
+	return func(o *options) { o.strategy = wire.Strategy{Kind: wire.StrategySpread} }
+}
 
 // OnNode pins a task or actor to a node; with soft, another node is used
 // when that one cannot take it.

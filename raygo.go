@@ -176,6 +176,15 @@ func Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// ClusterID names the cluster this process is connected to ("" before Init).
+func ClusterID() string {
+	c, err := client()
+	if err != nil {
+		return ""
+	}
+	return c.ClusterID()
+}
+
 // Context returns information about where the calling code runs.
 type Context struct {
 	Node   NodeID

@@ -421,10 +421,10 @@ func TestActors(t *testing.T) {
 		t.Fatalf("named actor = %d", got)
 	}
 	dup := counterType.With(raygo.ActorName("tally"), raygo.Namespace("tests")).Remote(raygo.Val(int64(0)))
-	if err := dup.Ready(ctx); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if err := dup.Ready(ctx); !errors.Is(err, raygo.ErrNameTaken) {
 		t.Fatalf("duplicate name: %v", err)
 	}
-	if _, err := raygo.GetActor(ctx, counterType, "nobody", "tests"); err == nil {
+	if _, err := raygo.GetActor(ctx, counterType, "nobody", "tests"); !errors.Is(err, raygo.ErrActorNotFound) {
 		t.Fatal("GetActor of a missing name succeeded")
 	}
 	// Kill.

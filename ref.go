@@ -399,4 +399,3 @@ func walk(v reflect.Value, out *[]wire.ObjectID, seen map[uintptr]bool) {
 		}
 	}
 }
-

@@ -2,6 +2,7 @@ package raygo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	goruntime "runtime"
 	"time"
@@ -165,6 +166,9 @@ func newActor[S any](class string, opts []Option, args []argMaker) Actor[S] {
 			e.Str(class)
 		}))
 		cancel()
+		if errors.Is(err, runtime.ErrExists) {
+			err = fmt.Errorf("%w: %v", ErrNameTaken, err)
+		}
 		if err != nil {
 			return Actor[S]{id: spec.ID, class: class, err: fmt.Errorf("raygo: create actor %s: %w", class, convert(err))}
 		}
@@ -199,6 +203,9 @@ func GetActor[S any](ctx context.Context, class ActorType[S], name, namespace st
 		namespace = "default"
 	}
 	body, err := c.Request(ctx, wire.OpActorLookup, encodeBody(func(e *wire.Enc) { e.Str(namespace); e.Str(name) }))
+	if errors.Is(err, runtime.ErrNotFound) {
+		return Actor[S]{}, fmt.Errorf("raygo: get actor %q: %w: %v", name, ErrActorNotFound, err)
+	}
 	if err != nil {
 		return Actor[S]{}, fmt.Errorf("raygo: get actor %q: %w", name, convert(err))
 	}

@@ -99,6 +99,13 @@ type localActor struct {
 	order  []*execTask // calls not yet handed to the worker, in arrival order
 }
 
+func (act *localActor) class() string {
+	if act.create != nil {
+		return act.create.spec.Func
+	}
+	return "actor"
+}
+
 func newExecTask(spec *wire.TaskSpec, attempt uint32) *execTask {
 	et := &execTask{spec: spec, attempt: attempt}
 	if spec.Strategy.Kind == wire.StrategyPlacementGroup && spec.Kind != wire.KindActorCall {
@@ -457,7 +464,7 @@ func (a *Agent) drainCallsLocked(cq *callQueue) {
 		}
 		cq.tasks = cq.tasks[1:]
 		if r.dead != nil {
-			terr := a.taskError(wire.ErrKindActorDied, &ot.spec, ot.attempt, "actor %s is dead: %s", ot.spec.Actor, r.dead.Message)
+			terr := a.taskError(wire.ErrKindActorDied, &ot.spec, ot.attempt, "actor %s (%s) is dead", ot.spec.Actor, ot.spec.Func)
 			terr.Cause = r.dead
 			a.finishLocked(ot, nil, terr)
 			continue
@@ -674,7 +681,7 @@ func (a *Agent) admitLocked(et *execTask) {
 			return
 		}
 		if act.state == actorDead {
-			terr := a.taskError(wire.ErrKindActorDied, spec, et.attempt, "actor %s is dead: %s", spec.Actor, act.dead.Message)
+			terr := a.taskError(wire.ErrKindActorDied, spec, et.attempt, "actor %s (%s) is dead", spec.Actor, spec.Func)
 			terr.Cause = act.dead
 			a.failExecLocked(et, terr)
 			return
@@ -940,7 +947,7 @@ func (a *Agent) pumpActorLocked(act *localActor) {
 		}
 		if act.state == actorDead {
 			act.order = act.order[1:]
-			terr := a.taskError(wire.ErrKindActorDied, et.spec, et.attempt, "actor %s is dead: %s", act.id, act.dead.Message)
+			terr := a.taskError(wire.ErrKindActorDied, et.spec, et.attempt, "actor %s (%s) is dead", act.id, et.spec.Func)
 			terr.Cause = act.dead
 			a.failExecLocked(et, terr)
 			continue
@@ -1126,7 +1133,7 @@ func (a *Agent) killLocalActorLocked(actor wire.ActorID, why string) {
 		return
 	}
 	w := act.worker
-	a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: actor, Node: a.id, Message: why})
+	a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: actor, Name: act.class(), Node: a.id, Message: why})
 	if w != nil {
 		if w.dedicated {
 			w.kill()
@@ -1152,7 +1159,7 @@ func (a *Agent) actorDiedLocked(act *localActor, terr *wire.TaskError) {
 		for id, et := range act.worker.tasks {
 			if et.spec.Kind == wire.KindActorCall && et.spec.Actor == act.id {
 				delete(act.worker.tasks, id)
-				t := a.taskError(wire.ErrKindActorDied, et.spec, et.attempt, "actor %s died: %s", act.id, terr.Message)
+				t := a.taskError(wire.ErrKindActorDied, et.spec, et.attempt, "actor %s (%s) died during the call", act.id, et.spec.Func)
 				t.Cause = terr
 				a.failExecLocked(et, t)
 			}

@@ -164,7 +164,7 @@ func (a *Agent) workerExitedLocked(w *workerProc, err error) {
 		pid = w.cmd.Process.Pid
 	}
 	for _, act := range w.actors {
-		a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: act.id, Node: a.id, Pid: int64(pid),
+		a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: act.id, Name: act.class(), Node: a.id, Pid: int64(pid),
 			Message: fmt.Sprintf("its worker process (pid %d) on node %d ended: %s", pid, a.id, why)})
 	}
 	for _, et := range w.tasks {

@@ -73,6 +73,10 @@ type objState struct {
 
 // Connect dials a node agent at addr and introduces this process.
 func Connect(ctx context.Context, addr string, secret []byte, role wire.Role, prog Program, workerSlot uint32, job uint64) (*Client, error) {
+	return connect(ctx, addr, secret, role, prog, workerSlot, job, nil)
+}
+
+func connect(ctx context.Context, addr string, secret []byte, role wire.Role, prog Program, workerSlot uint32, job uint64, h Handler) (*Client, error) {
 	conn, err := dial(ctx, addr, secret, role)
 	if err != nil {
 		return nil, err
@@ -114,6 +118,10 @@ func Connect(ctx context.Context, addr string, secret []byte, role wire.Role, pr
 		objs: map[wire.ObjectID]*objState{}, pending: map[wire.ObjectID]int32{},
 		done: make(chan struct{}), flushCh: make(chan struct{}, 1)}
 	c.job, _ = strconv.ParseUint(w.Config["job"], 10, 64)
+	if h != nil {
+		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}}
+		SetWorkerClient(c)
+	}
 	go c.readLoop()
 	go c.flushLoop()
 	return c, nil

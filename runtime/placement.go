@@ -208,7 +208,7 @@ func (h *Head) groupCreate(body []byte) ([]byte, error) {
 	h.mu.Lock()
 	if err := feasible(h.aliveNodesLocked(), g.bundles, g.strategy); err != nil {
 		h.mu.Unlock()
-		return nil, fmt.Errorf("%w: placement group can never be placed: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: placement group can never be placed: %v", ErrInfeasible, err)
 	}
 	h.nextPG++
 	g.id = h.nextPG

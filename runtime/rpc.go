@@ -17,6 +17,7 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	ErrInvalid     = errors.New("invalid request")
 	ErrStoreFull   = errors.New("object store full")
+	ErrInfeasible  = errors.New("infeasible")
 )
 
 func codeErr(code uint8, msg string) error {
@@ -34,6 +35,8 @@ func codeErr(code uint8, msg string) error {
 		base = ErrInvalid
 	case wire.CodeFull:
 		base = ErrStoreFull
+	case wire.CodeInfeasible:
+		base = ErrInfeasible
 	default:
 		return errors.New(msg)
 	}
@@ -64,6 +67,8 @@ func errCode(err error) uint8 {
 		return wire.CodeFull
 	case errors.Is(err, ErrInvalid):
 		return wire.CodeInvalid
+	case errors.Is(err, ErrInfeasible):
+		return wire.CodeInfeasible
 	}
 	return 255
 }

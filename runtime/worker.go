@@ -86,12 +86,10 @@ func ServeWorker(ctx context.Context, h Handler, prog Program) error {
 	}
 	slot, _ := strconv.ParseUint(os.Getenv(EnvSlot), 10, 32)
 	job, _ := strconv.ParseUint(os.Getenv(EnvJob), 10, 64)
-	c, err := Connect(ctx, os.Getenv(EnvAgent), secret, wire.RoleWorker, prog, uint32(slot), job)
+	c, err := connect(ctx, os.Getenv(EnvAgent), secret, wire.RoleWorker, prog, uint32(slot), job, h)
 	if err != nil {
 		return err
 	}
-	c.exec = &executor{c: c, h: h, base: ctx, running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}}
-	SetWorkerClient(c)
 	<-c.Done()
 	return nil
 }

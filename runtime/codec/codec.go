@@ -57,12 +57,12 @@ func (e Encoded) Bytes() []byte {
 }
 
 // Encode encodes v. The header records the static type T, and Decode must
-// ask for the same T. Strings and numeric slices are not copied: the
-// result aliases v.
+// ask for the same T (Encode[any] records "interface {}", not the dynamic
+// type). Strings and numeric slices are not copied: the result aliases v.
+// Values the serializer cannot encode (channels, functions) fail with its
+// error; cyclic values are not supported.
 //
-// Values the serializer cannot encode (channels, functions, maps with
-// unhashable keys after decoding, ...) fail with its error; cyclic values
-// are not supported.
+// Encode, Decode and the Encoded methods are safe for concurrent use.
 func Encode[T any](v T) (Encoded, error) {
 	ti := infoFor[T]()
 	switch ti.kind {

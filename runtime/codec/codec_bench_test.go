@@ -144,10 +144,10 @@ func benchSerializers[T any](b *testing.B, v T) {
 		}
 		b.Run(s.name+"/enc", func(b *testing.B) {
 			b.ReportAllocs()
-			b.ReportMetric(float64(len(data)), "bytes")
 			for b.Loop() {
 				s.enc(v)
 			}
+			b.ReportMetric(float64(len(data)), "bytes")
 		})
 		b.Run(s.name+"/dec", func(b *testing.B) {
 			b.ReportAllocs()
@@ -162,10 +162,10 @@ func benchSerializers[T any](b *testing.B, v T) {
 	data := mustBytes(Encode(v))
 	b.Run("codec/enc", func(b *testing.B) {
 		b.ReportAllocs()
-		b.ReportMetric(float64(len(data)), "bytes")
 		for b.Loop() {
 			Encode(v)
 		}
+		b.ReportMetric(float64(len(data)), "bytes")
 	})
 	b.Run("codec/dec", func(b *testing.B) {
 		b.ReportAllocs()

@@ -35,6 +35,29 @@ func (r *ref) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
+// optRef, like raygo's Ref, encodes its zero value as no bytes at all.
+type optRef struct{ id *uint64 }
+
+func (r optRef) MarshalBinary() ([]byte, error) {
+	if r.id == nil {
+		return nil, nil
+	}
+	return binary.LittleEndian.AppendUint64(nil, *r.id), nil
+}
+
+func (r *optRef) UnmarshalBinary(b []byte) error {
+	switch len(b) {
+	case 0:
+		r.id = nil
+	case 8:
+		id := binary.LittleEndian.Uint64(b)
+		r.id = &id
+	default:
+		return errors.New("optRef: want 0 or 8 bytes")
+	}
+	return nil
+}
+
 type small struct {
 	ID    int64
 	Name  string
@@ -286,6 +309,10 @@ func TestRoundTripSerializer(t *testing.T) {
 	roundTrip(t, []ref{{owner: 1}, {owner: 2, id: [20]byte{7}}})
 	roundTrip(t, map[string][]ref{"x": {{owner: 3}}})
 	roundTrip(t, ref{owner: 11})
+	id := uint64(77)
+	roundTrip(t, struct{ A, B optRef }{B: optRef{&id}})
+	roundTrip(t, []optRef{{}, {&id}})
+	roundTrip(t, map[string]optRef{"zero": {}, "set": {&id}})
 
 	// A long list nests deeper than the library's default limit of 32.
 	var list *node

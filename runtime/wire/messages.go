@@ -888,4 +888,5 @@ const (
 	CodeTimeout
 	CodeInvalid
 	CodeUnavailable
+	CodeInfeasible
 )
