@@ -44,6 +44,7 @@ func NewPlacementGroup(ctx context.Context, bundles []Bundle, strategy Placement
 		return nil, err
 	}
 	body, err := c.Request(ctx, wire.OpPGCreate, encodeBody(func(e *wire.Enc) {
+		e.Uvarint(c.Job())
 		e.Str("")
 		e.U8(uint8(strategy))
 		e.Uvarint(uint64(len(bundles)))

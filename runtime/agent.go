@@ -206,6 +206,19 @@ func (a *Agent) logf(format string, args ...any) {
 	a.cfg.Logf("node %d: "+format, append([]any{a.id}, args...)...)
 }
 
+func (a *Agent) liveActorsLocked() int {
+	n := 0
+	for _, act := range a.actors {
+		if act.state != actorDead {
+			n++
+		}
+	}
+	return n
+}
+
+// ClusterID names the cluster the agent belongs to.
+func (a *Agent) ClusterID() string { return a.clusterID }
+
 // ID is the node's ID in the cluster.
 func (a *Agent) ID() wire.NodeID { return a.id }
 
@@ -363,7 +376,7 @@ func (a *Agent) reportLoop() {
 		}
 		sent = a.loadGen
 		l := &wire.Load{Available: copyRes(a.avail), Tasks: uint64(len(a.running) + len(a.owned)),
-			Actors: uint64(len(a.actors)), Objects: uint64(len(a.objs)), StoreUsed: uint64(a.store.Used())}
+			Actors: uint64(a.liveActorsLocked()), Objects: uint64(len(a.objs)), StoreUsed: uint64(a.store.Used())}
 		a.mu.Unlock()
 		a.head.Send(l)
 	}

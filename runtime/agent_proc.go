@@ -233,6 +233,19 @@ func (a *Agent) endJobLocked(id uint64) {
 			delete(a.owned, tid)
 		}
 	}
+	for aid, act := range a.actors {
+		if act.create != nil && act.create.spec.Job == id {
+			a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: aid, Name: act.class(), Node: a.id, Message: "its driver exited"})
+			delete(a.actors, aid)
+		}
+	}
+	for tid, et := range a.running {
+		if et.spec.Job == id {
+			a.releaseLocked(et)
+			delete(a.running, tid)
+		}
+	}
+	a.loadGen++
 }
 
 // procRequest serves a request from a local process: store reservations

@@ -55,6 +55,7 @@ type headActor struct {
 
 type headGroup struct {
 	id       uint64
+	job      uint64 // the driver program that made it; removed when it ends
 	name     string
 	strategy uint8
 	bundles  []wire.Resources
@@ -361,7 +362,16 @@ func (h *Head) serveOp(op wire.Op, body []byte, from wire.NodeID) ([]byte, error
 		}
 		h.mu.Lock()
 		delete(h.jobs, id)
+		var orphans []uint64
+		for gid, g := range h.groups {
+			if g.job == id {
+				orphans = append(orphans, gid)
+			}
+		}
 		h.mu.Unlock()
+		for _, gid := range orphans {
+			h.groupRemove(gid)
+		}
 		h.broadcastView()
 		return nil, nil
 	case wire.OpActorPlace:

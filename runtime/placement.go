@@ -190,6 +190,7 @@ func (h *Head) aliveNodesLocked() []nodeRes {
 func (h *Head) groupCreate(body []byte) ([]byte, error) {
 	g := &headGroup{}
 	if err := decodeBody(body, func(d *wire.Dec) {
+		g.job = d.Uvarint()
 		g.name = d.Str()
 		g.strategy = d.U8()
 		n := d.Len(1)

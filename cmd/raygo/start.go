@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -303,11 +304,11 @@ func runNode(parent context.Context, o *startOptions, stdout io.Writer) (err err
 	})
 	cancel()
 	if err != nil {
-		return headError(info.HeadAddr, info.SecretFile, err)
+		return joinError(info.HeadAddr, info.SecretFile, err)
 	}
 	defer agent.Stop(5 * time.Second) // before the head stops: deferred calls run last first
 	info.NodeID, info.NodeAddr, info.StoreDir = uint32(agent.ID()), agent.Addr(), agent.StoreDir()
-	logger.Printf("node %d ready at %s with %v", info.NodeID, info.NodeAddr, res)
+	logger.Printf("node %d ready at %s with %s", info.NodeID, info.NodeAddr, formatResources(res))
 	info.print(stdout)
 	ready.send(info)
 
@@ -325,6 +326,32 @@ func runNode(parent context.Context, o *startOptions, stdout io.Writer) (err err
 	}
 	stopSignals() // from here on, a signal ends the process at once
 	return nil
+}
+
+// joinError words a failed node start: the head's fault (not there, or
+// refusing the secret) or this node's.
+func joinError(headAddr, secretFile string, err error) error {
+	herr := headError(headAddr, secretFile, err)
+	if errors.Is(herr, errUnreachable) || errors.Is(err, wire.ErrAuth) || errors.Is(err, wire.ErrVersion) {
+		return herr
+	}
+	return fmt.Errorf("start node: %w", err)
+}
+
+// formatResources is "CPU=2 memory=23.5 GiB ib_port=1", for logs.
+func formatResources(r wire.Resources) string {
+	var b strings.Builder
+	for i, k := range sortedNames(r) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if k == "memory" {
+			fmt.Fprintf(&b, "%s=%s", k, formatMemory(r[k]))
+		} else {
+			fmt.Fprintf(&b, "%s=%s", k, formatAmount(r[k]))
+		}
+	}
+	return b.String()
 }
 
 // prepareStateDir makes dir (or a fresh one in TMPDIR) and checks that it

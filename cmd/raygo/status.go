@@ -109,8 +109,8 @@ func (s *clusterStatus) print(w io.Writer) error {
 			alive++
 		}
 	}
-	fmt.Fprintf(w, "cluster %s, head %s: %d nodes (%d alive), %d jobs, %d placement groups\n",
-		s.ClusterID, s.Head, len(s.Nodes), alive, s.Jobs, s.PlacementGroups)
+	fmt.Fprintf(w, "cluster %s, head %s: %s (%d alive), %s, %s\n", s.ClusterID, s.Head,
+		count(len(s.Nodes), "node"), alive, count(s.Jobs, "job"), count(s.PlacementGroups, "placement group"))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tHOSTNAME\tSTATE\tCPU\tGPU\tMEMORY\tOTHER\tTASKS\tACTORS\tOBJECTS\tSTORE")
 	for _, n := range s.Nodes {
@@ -151,6 +151,14 @@ func formatMemory(v float64) string {
 		v = 0
 	}
 	return resources.FormatBytes(uint64(v))
+}
+
+// count is "1 node", "3 nodes".
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func sortedNames(m map[string]float64) []string {

@@ -52,7 +52,7 @@ func stopAction(c *cli.Context) error {
 	if _, err := h.request(ctx, wire.OpStop, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "asked cluster %s (head %s, %d live nodes) to stop\n", st.ClusterID, h.addr, alive)
+	fmt.Fprintf(c.App.Writer, "asked cluster %s (head %s, %s) to stop\n", st.ClusterID, h.addr, count(alive, "live node"))
 	if err := waitHeadGone(ctx, h); err != nil {
 		return err
 	}

@@ -1,0 +1,50 @@
+# raygo: two commands on a fresh machine.
+#   make demo   builds everything and runs the pipeline example on an embedded cluster
+#   make test   installs what the tests need, then runs them all
+GO      ?= go
+BIN     := bin
+FUZZTIME ?= 10s
+# Packages whose tests also run under the race detector.
+CORE    := . ./runtime/... ./objstore/... ./raygotest/...
+
+.PHONY: all build demo test deps vet fmt-check unit race fuzz clean bench
+
+all: build
+
+deps:
+	@command -v $(GO) >/dev/null || { echo "Go is required (https://go.dev/dl)"; exit 1; }
+	$(GO) mod download
+
+build: deps
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/raygo ./cmd/raygo
+	$(GO) build -o $(BIN)/pipeline ./examples/pipeline
+	$(GO) build -o $(BIN)/quickstart ./examples/quickstart
+
+demo: build
+	./$(BIN)/pipeline
+
+test: deps vet fmt-check unit race fuzz
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -count=1 -timeout 15m ./...
+
+race:
+	$(GO) test -race -count=1 -timeout 15m $(CORE)
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./runtime/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./runtime/codec/
+
+bench:
+	$(GO) run ./benchmarks/core
+
+clean:
+	rm -rf $(BIN)
