@@ -100,31 +100,33 @@ type Agent struct {
 	sockPath  string
 	store     *objstore.Store
 
-	mu       sync.Mutex
-	view     map[wire.NodeID]wire.NodeInfo
-	jobs     map[uint64]*job
-	procs    map[wire.ProcID]*proc
-	nextProc wire.ProcID
-	peers    map[wire.NodeID]*peer
-	objs     map[wire.ObjectID]*obj
-	owned    map[wire.TaskID]*ownedTask
-	running  map[wire.TaskID]*execTask
-	queues   map[string]*taskQueue
-	qorder   []string
-	avail    wire.Resources
-	freeGPUs []string
-	bundles  map[bundleKey]*bundle
-	actors   map[wire.ActorID]*localActor
-	routes   map[wire.ActorID]*actorRoute
-	calls    map[callKey]*callQueue
-	groups   map[uint64]*groupRoute
-	remote   map[wire.ObjectID]int32 // refs held on this node to objects owned elsewhere
-	spread   int
-	loadGen  uint64 // bumped on every change worth reporting
-	stopped  bool
-	done     chan struct{}
-	stopOnce sync.Once
-	workerWG sync.WaitGroup
+	mu        sync.Mutex
+	view      map[wire.NodeID]wire.NodeInfo
+	jobs      map[uint64]*job
+	procs     map[wire.ProcID]*proc
+	nextProc  wire.ProcID
+	peers     map[wire.NodeID]*peer
+	objs      map[wire.ObjectID]*obj
+	owned     map[wire.TaskID]*ownedTask
+	running   map[wire.TaskID]*execTask
+	queues    map[string]*taskQueue
+	qorder    []string
+	avail     wire.Resources
+	freeGPUs  []string
+	bundles   map[bundleKey]*bundle
+	actors    map[wire.ActorID]*localActor
+	routes    map[wire.ActorID]*actorRoute
+	calls     map[callKey]*callQueue
+	groups    map[uint64]*groupRoute
+	remote    map[wire.ObjectID]int32 // refs held on this node to objects owned elsewhere
+	spread    int
+	fnMicros  map[string]float64 // recent run time of each function, for lease sizes
+	nextLease uint64
+	loadGen   uint64 // bumped on every change worth reporting
+	stopped   bool
+	done      chan struct{}
+	stopOnce  sync.Once
+	workerWG  sync.WaitGroup
 }
 
 // StartAgent joins the head and starts serving.
@@ -141,7 +143,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 		owned: map[wire.TaskID]*ownedTask{}, running: map[wire.TaskID]*execTask{},
 		queues: map[string]*taskQueue{}, avail: copyRes(cfg.Resources), freeGPUs: append([]string(nil), cfg.GPUs...),
 		bundles: map[bundleKey]*bundle{}, actors: map[wire.ActorID]*localActor{}, routes: map[wire.ActorID]*actorRoute{},
-		calls: map[callKey]*callQueue{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
+		calls: map[callKey]*callQueue{}, fnMicros: map[string]float64{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
 		done: make(chan struct{}),
 	}
 	var err error

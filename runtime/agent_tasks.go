@@ -41,7 +41,26 @@ type execTask struct {
 	resolved  bool
 	failed    *wire.TaskError
 	cancelled bool
+	lease     *lease
 }
+
+// lease is a run of short tasks of one function handed to one worker to
+// run back to back under the resources the first one took. It saves a round
+// trip through the agent per task when tasks are far shorter than that trip;
+// the worker starts the next one anyway if the current one runs long, so a
+// task waiting on another in its lease cannot deadlock.
+type lease struct {
+	id     uint64
+	left   int // tasks of the lease not yet finished
+	holder *execTask
+	worker *workerProc
+}
+
+// Leases are sized so a lease holds about leaseBudget of work.
+const (
+	leaseBudgetMicros = 2000
+	maxLease          = 32
+)
 
 type taskQueue struct {
 	tasks []*execTask
@@ -761,6 +780,25 @@ func (a *Agent) dispatchLocked() {
 			}
 			q.tasks = q.tasks[1:]
 			a.startLocked(et)
+			if depth := a.leaseDepthLocked(et); depth > 1 {
+				a.nextLease++
+				l := &lease{id: a.nextLease, left: 1, holder: et}
+				et.lease = l
+				for len(q.tasks) > 0 && l.left < depth {
+					nx := q.tasks[0]
+					if a.running[nx.spec.ID] != nx {
+						q.tasks = q.tasks[1:]
+						continue
+					}
+					if !leasable(nx) || nx.spec.Func != et.spec.Func || nx.spec.Job != et.spec.Job {
+						break
+					}
+					q.tasks = q.tasks[1:]
+					nx.lease = l
+					l.left++
+					a.startLocked(nx)
+				}
+			}
 		}
 		for len(q.tasks) > 0 {
 			et := q.tasks[0]
@@ -791,6 +829,40 @@ func (a *Agent) dispatchLocked() {
 		live = append(live, k)
 	}
 	a.qorder = live
+}
+
+func leasable(et *execTask) bool {
+	s := et.spec
+	return s.Kind == wire.KindTask && !s.Dedicated && !et.inBundle && s.Resources["GPU"] == 0 && !et.cancelled
+}
+
+// leaseDepthLocked is how many tasks of et's function to hand its worker at
+// once, from how long the function has been running.
+func (a *Agent) leaseDepthLocked(et *execTask) int {
+	if !leasable(et) {
+		return 1
+	}
+	avg, ok := a.fnMicros[et.spec.Func]
+	if !ok {
+		return 1
+	}
+	d := int(leaseBudgetMicros / max(avg, 1))
+	return min(max(d, 1), maxLease)
+}
+
+// taskEndedLocked returns a finished task's resources, or its lease's once
+// the lease's last task is done.
+func (a *Agent) taskEndedLocked(et *execTask) {
+	l := et.lease
+	if l == nil {
+		a.releaseLocked(et)
+		return
+	}
+	et.lease = nil
+	l.left--
+	if l.left == 0 {
+		a.releaseLocked(l.holder)
+	}
 }
 
 // acquireLocked takes a task's resources from the node or its bundle.
@@ -920,9 +992,17 @@ func (a *Agent) sendExecLocked(et *execTask) {
 	} else if et.spec.Resources["GPU"] == 0 {
 		env = map[string]string{"CUDA_VISIBLE_DEVICES": ""}
 	}
-	if et.spec.Dedicated || len(et.gpus) > 0 {
+	var leaseID uint64
+	switch {
+	case et.spec.Dedicated || len(et.gpus) > 0:
 		w = a.startWorkerLocked(j, true, env)
-	} else {
+	case et.lease != nil:
+		l := et.lease
+		if l.worker == nil || l.worker.exited {
+			l.worker = a.sharedWorkerLocked(j)
+		}
+		w, leaseID = l.worker, l.id
+	default:
 		w = a.sharedWorkerLocked(j)
 	}
 	et.worker = w
@@ -933,7 +1013,7 @@ func (a *Agent) sendExecLocked(et *execTask) {
 			w.actors[et.spec.ID] = act
 		}
 	}
-	w.sendLocked(&wire.Exec{Spec: *et.spec, Attempt: et.attempt, Args: et.args, Env: env})
+	w.sendLocked(&wire.Exec{Spec: *et.spec, Attempt: et.attempt, Args: et.args, Env: env, Lease: leaseID})
 }
 
 // pumpActorLocked hands an actor its calls whose arguments are ready, in
@@ -1025,7 +1105,14 @@ func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
 			a.actorDiedLocked(act, d.Err)
 		}
 	case wire.KindTask:
-		a.releaseLocked(et)
+		if d.Micros > 0 {
+			us := float64(d.Micros)
+			if old, ok := a.fnMicros[et.spec.Func]; ok {
+				us = 0.8*old + 0.2*us
+			}
+			a.fnMicros[et.spec.Func] = us
+		}
+		a.taskEndedLocked(et)
 		if et.worker.dedicated {
 			et.worker.stop(2 * time.Second)
 		}
@@ -1066,7 +1153,7 @@ func (a *Agent) failExecLocked(et *execTask, terr *wire.TaskError) {
 			a.actorDiedLocked(act, terr)
 		}
 	case wire.KindTask:
-		a.releaseLocked(et)
+		a.taskEndedLocked(et)
 	}
 	a.routeDoneLocked(et, &wire.Done{Task: et.spec.ID, Attempt: et.attempt, Err: terr})
 }

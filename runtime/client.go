@@ -119,7 +119,7 @@ func connect(ctx context.Context, addr string, secret []byte, role wire.Role, pr
 		done: make(chan struct{}), flushCh: make(chan struct{}, 1)}
 	c.job, _ = strconv.ParseUint(w.Config["job"], 10, 64)
 	if h != nil {
-		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}}
+		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}, leases: map[uint64]chan *wire.Exec{}}
 		SetWorkerClient(c)
 	}
 	go c.readLoop()

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/raygo/raygo/objstore"
 	"github.com/raygo/raygo/runtime/codec"
@@ -68,6 +69,7 @@ type executor struct {
 	mu      sync.Mutex
 	running map[wire.TaskID]context.CancelFunc
 	actors  map[wire.ActorID]*actorBox
+	leases  map[uint64]chan *wire.Exec
 }
 
 type actorBox struct {
@@ -121,9 +123,19 @@ func (x *executor) exec(m *wire.Exec) {
 	}
 	switch m.Spec.Kind {
 	case wire.KindTask:
-		go x.run(m, false, func(ctx context.Context, args [][]byte) ([]Result, error) {
-			return x.h.RunTask(ctx, &m.Spec, args)
-		})
+		if m.Lease != 0 {
+			x.mu.Lock()
+			q := x.leases[m.Lease]
+			if q == nil {
+				q = make(chan *wire.Exec, 2*maxLease)
+				x.leases[m.Lease] = q
+				go x.runLease(m.Lease, q)
+			}
+			q <- m
+			x.mu.Unlock()
+			return
+		}
+		go x.runTask(m)
 	case wire.KindActorCreate:
 		go x.create(m)
 	case wire.KindActorCall:
@@ -138,6 +150,47 @@ func (x *executor) exec(m *wire.Exec) {
 		case box.mailbox <- m:
 		case <-box.quit:
 			x.finish(m, nil, &wire.TaskError{Kind: wire.ErrKindActorDied, Message: fmt.Sprintf("actor %s was killed", m.Spec.Actor)})
+		}
+	}
+}
+
+func (x *executor) runTask(m *wire.Exec) {
+	x.run(m, false, func(ctx context.Context, args [][]byte) ([]Result, error) {
+		return x.h.RunTask(ctx, &m.Spec, args)
+	})
+}
+
+// leaseStall is how long a leased task runs before the next task of its
+// lease starts beside it.
+const leaseStall = 20 * time.Millisecond
+
+// runLease runs a lease's tasks one after another, in arrival order.
+func (x *executor) runLease(id uint64, q chan *wire.Exec) {
+	stall := time.NewTimer(leaseStall)
+	defer stall.Stop()
+	for {
+		var m *wire.Exec
+		select {
+		case m = <-q:
+		default:
+			x.mu.Lock()
+			if len(q) == 0 {
+				delete(x.leases, id)
+				x.mu.Unlock()
+				return
+			}
+			x.mu.Unlock()
+			continue
+		}
+		done := make(chan struct{})
+		go func() {
+			x.runTask(m)
+			close(done)
+		}()
+		stall.Reset(leaseStall)
+		select {
+		case <-done:
+		case <-stall.C:
 		}
 	}
 }
@@ -239,9 +292,11 @@ func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]b
 			args[i] = append([]byte(nil), args[i]...)
 		}
 	}
+	start := time.Now()
 	results, err := call(ctx, args, f)
+	micros := uint64(max(time.Since(start).Microseconds(), 1))
 	if err != nil {
-		x.finish(m, nil, x.taskError(ctx, err))
+		x.finishTimed(m, nil, x.taskError(ctx, err), micros)
 		return
 	}
 	vals := make([]wire.Value, len(results))
@@ -260,7 +315,7 @@ func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]b
 		v.Contained = r.Contained
 		vals[i] = v
 	}
-	x.finish(m, vals, nil)
+	x.finishTimed(m, vals, nil, micros)
 }
 
 func call(ctx context.Context, args [][]byte, f func(context.Context, [][]byte) ([]Result, error)) (res []Result, err error) {
@@ -291,10 +346,14 @@ func (x *executor) taskError(ctx context.Context, err error) *wire.TaskError {
 }
 
 func (x *executor) finish(m *wire.Exec, vals []wire.Value, terr *wire.TaskError) {
+	x.finishTimed(m, vals, terr, 0)
+}
+
+func (x *executor) finishTimed(m *wire.Exec, vals []wire.Value, terr *wire.TaskError, micros uint64) {
 	if terr != nil {
 		terr.Task, terr.Name, terr.Node, terr.Pid, terr.Attempt = m.Spec.ID, displayName(&m.Spec), x.c.node, int64(os.Getpid()), m.Attempt
 	}
-	d := &wire.Done{Task: m.Spec.ID, Attempt: m.Attempt, Results: vals, Err: terr}
+	d := &wire.Done{Task: m.Spec.ID, Attempt: m.Attempt, Results: vals, Err: terr, Micros: micros}
 	x.c.mu.Lock()
 	x.c.sendLocked(d)
 	x.c.mu.Unlock()

@@ -559,6 +559,7 @@ type Exec struct {
 	Attempt uint32
 	Args    []ArgValue
 	Env     map[string]string // e.g. CUDA_VISIBLE_DEVICES for dedicated processes
+	Lease   uint64            // non-zero: run after the worker's earlier tasks of this lease
 }
 
 func (*Exec) Type() Type { return TExec }
@@ -571,6 +572,7 @@ func (m *Exec) Encode(e *Enc) {
 		e.Value(&m.Args[i].Value)
 	}
 	e.StrMap(m.Env)
+	e.Uvarint(m.Lease)
 }
 func (m *Exec) Decode(d *Dec) {
 	d.Spec(&m.Spec)
@@ -583,6 +585,7 @@ func (m *Exec) Decode(d *Dec) {
 		}
 	}
 	m.Env = d.StrMap()
+	m.Lease = d.Uvarint()
 }
 
 // Done reports a finished task: its return values, or its error.
@@ -591,6 +594,7 @@ type Done struct {
 	Attempt uint32
 	Results []Value
 	Err     *TaskError
+	Micros  uint64 // how long the function ran, for the scheduler's estimates
 }
 
 func (*Done) Type() Type { return TDone }
@@ -602,6 +606,7 @@ func (m *Done) Encode(e *Enc) {
 		e.Value(&m.Results[i])
 	}
 	e.TaskError(m.Err)
+	e.Uvarint(m.Micros)
 }
 func (m *Done) Decode(d *Dec) {
 	m.Task = d.TaskID()
@@ -613,6 +618,7 @@ func (m *Done) Decode(d *Dec) {
 		}
 	}
 	m.Err = d.TaskError()
+	m.Micros = d.Uvarint()
 }
 
 // Req is a request that expects a Rep with the same ID. Op says what Body
