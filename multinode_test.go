@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,7 +14,7 @@ import (
 
 	"github.com/raygo/raygo"
 	"github.com/raygo/raygo/raygotest"
-	"github.com/raygo/raygo/runtime"
+	rt "github.com/raygo/raygo/runtime"
 	"github.com/raygo/raygo/runtime/wire"
 )
 
@@ -214,7 +215,7 @@ func TestUnauthenticatedConnectionsAreRefused(t *testing.T) {
 	defer cancel()
 	wrong := make([]byte, 32)
 	for _, addr := range []string{c.Addr(), c.Nodes[0].Addr()} {
-		_, err := runtime.HeadRequest(ctx, addr, wrong, wire.OpStatus, nil)
+		_, err := rt.HeadRequest(ctx, addr, wrong, wire.OpStatus, nil)
 		if !errors.Is(err, wire.ErrAuth) {
 			t.Fatalf("%s with a wrong secret: %v", addr, err)
 		}
@@ -239,7 +240,7 @@ func TestUnauthenticatedConnectionsAreRefused(t *testing.T) {
 			t.Fatalf("%s answered %d bytes to garbage", addr, total)
 		}
 	}
-	if _, err := runtime.HeadRequest(ctx, c.Addr(), c.Secret, wire.OpStatus, nil); err != nil {
+	if _, err := rt.HeadRequest(ctx, c.Addr(), c.Secret, wire.OpStatus, nil); err != nil {
 		t.Fatalf("the right secret was refused: %v", err)
 	}
 }
@@ -300,4 +301,64 @@ func leftovers(t *testing.T) map[string]bool {
 		}
 	}
 	return out
+}
+
+func TestObjectsFreedOnEveryNode(t *testing.T) {
+	_, ctx := joinCluster(t, 3, raygotest.Options{})
+	func() {
+		xs := make([]float64, 1<<20) // 8 MiB
+		big, err := raygo.Put(ctx, xs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for node := raygo.NodeID(2); node <= 3; node++ {
+			get(t, ctx, sumFloats.With(raygo.OnNode(node, false)).Remote(big))
+		}
+		small := add.With(raygo.OnNode(3, false)).Remote(raygo.Val(1), raygo.Val(2))
+		get(t, ctx, add.With(raygo.OnNode(2, false)).Remote(small, raygo.Val(1)))
+		waitFor(t, func() bool { return storeUsed(t, ctx) >= 3*8<<20 })
+	}()
+	// Every Ref is gone: every copy on every node is freed.
+	waitFor(t, func() bool {
+		nodes, err := raygo.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			if n.StoreUsed != 0 || n.Objects != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestGetOfAFreedObject(t *testing.T) {
+	ctx := initLocal(t)
+	var enc []byte
+	func() {
+		r, err := raygo.Put(ctx, []int{1, 2, 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, _ = r.MarshalBinary()
+		waitFor(t, func() bool {
+			nodes, _ := raygo.Nodes(ctx)
+			return len(nodes) == 1 && nodes[0].Objects == 1
+		})
+		runtime.KeepAlive(r)
+	}()
+	waitFor(t, func() bool {
+		nodes, _ := raygo.Nodes(ctx)
+		return len(nodes) == 1 && nodes[0].Objects == 0
+	})
+	var back raygo.Ref[[]int]
+	if err := back.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := back.Get(short); !errors.Is(err, raygo.ErrObjectLost) {
+		t.Fatalf("Get of a freed object: %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,9 +11,13 @@ import (
 
 // Run with
 //
-//	go test -run '^$' -bench 'CreateWrite|Memcpy' -benchtime 20x ./objstore/
+//	go test -run '^$' -bench 'CreateWrite|Memcpy|PutRecycled' -benchtime 20x ./objstore/
 //
-// and record the machine next to the numbers (see createMapFlags).
+// and record the machine next to the numbers (see createMapFlags and
+// openMapFlags). Add -args -benchdir=DIR to run them on another
+// filesystem, such as a tmpfs mounted with huge=within_size.
+
+var benchDirFlag = flag.String("benchdir", "", "parent `directory` for benchmark stores (default: where DefaultDir puts them)")
 
 const benchSize = 256 << 20
 
@@ -29,12 +34,7 @@ func benchSource() []byte {
 // is not timed.
 func BenchmarkCreateWrite(b *testing.B) {
 	src := benchSource()
-	dir, err := os.MkdirTemp(filepath.Dir(DefaultDir("bench", "bench")), "objstore-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "obj")
+	path := filepath.Join(benchDir(b), "obj")
 	for _, c := range []struct {
 		name  string
 		flags int
@@ -58,14 +58,117 @@ func BenchmarkCreateWrite(b *testing.B) {
 	}
 }
 
+// putSizes are the object sizes of BenchmarkPutRecycled and
+// BenchmarkMemcpy/reused.
+var putSizes = []struct {
+	name string
+	size int
+}{{"256MiB", 256 << 20}, {"1GiB", 1 << 30}}
+
+// BenchmarkPutRecycled puts an object the way a warm store does: Reserve
+// (which hands back the file the last Delete pooled), OpenWritable, copy,
+// Close, Seal, Delete, all timed. Compare with BenchmarkMemcpy/reused.
+// The prefault variants are the ways to map the resident file: nothing
+// (one minor fault per page on first write), MAP_POPULATE, and
+// madvise(MADV_POPULATE_WRITE) after mmap.
+func BenchmarkPutRecycled(b *testing.B) {
+	for _, sz := range putSizes {
+		src := make([]byte, sz.size)
+		for i := range src {
+			src[i] = byte(i)
+		}
+		for _, c := range []struct {
+			name    string
+			flags   int
+			madvise bool
+		}{{"populate", unix.MAP_POPULATE, false}, {"no-populate", 0, false}, {"madv-populate-write", 0, true}} {
+			b.Run(sz.name+"/"+c.name, func(b *testing.B) {
+				s, err := Open(Config{Dir: filepath.Join(benchDir(b), "store"), Limit: 2 * int64(sz.size)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				put := func(want bool) {
+					recycled, err := s.Reserve("obj", int64(sz.size))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if recycled != want {
+						b.Fatalf("recycled = %v, want %v", recycled, want)
+					}
+					var w *Writable
+					if recycled {
+						w, err = openWritable(s.Path("obj"), int64(sz.size), c.flags)
+					} else {
+						w, err = CreateFile(s.Path("obj"), int64(sz.size))
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					if c.madvise {
+						if err := unix.Madvise(w.Bytes(), unix.MADV_POPULATE_WRITE); err != nil {
+							b.Fatal(err)
+						}
+					}
+					copy(w.Bytes(), src)
+					if err := w.Close(); err != nil {
+						b.Fatal(err)
+					}
+					if err := s.Seal("obj"); err != nil {
+						b.Fatal(err)
+					}
+					if err := s.Delete("obj"); err != nil {
+						b.Fatal(err)
+					}
+				}
+				put(false) // warm the store: the file goes to the pool
+				b.SetBytes(int64(sz.size))
+				for b.Loop() {
+					put(true)
+				}
+			})
+		}
+	}
+}
+
+// benchDir returns a new directory under -benchdir, by default beside
+// DefaultDir's (tmpfs), removed when b ends.
+func benchDir(b *testing.B) string {
+	parent := *benchDirFlag
+	if parent == "" {
+		parent = filepath.Dir(DefaultDir("bench", "bench"))
+	}
+	dir, err := os.MkdirTemp(parent, "objstore-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 var sink []byte
 
-// BenchmarkMemcpy copies the same bytes into fresh memory, for scale:
-// go-slice is a new Go slice each time (after the first iterations the Go
-// heap hands back pages it already has, so this is mostly zeroing plus
+// BenchmarkMemcpy copies the same bytes into memory, for scale: go-slice
+// is a new Go slice each time (after the first iterations the Go heap
+// hands back pages it already has, so this is mostly zeroing plus
 // copying); anon-mmap is a new anonymous mapping each time, so every page
-// comes fresh from the kernel, as with a new object file.
+// comes fresh from the kernel, as with a new object file; reused copies
+// into one resident Go buffer, the bound for BenchmarkPutRecycled.
 func BenchmarkMemcpy(b *testing.B) {
+	for _, sz := range putSizes {
+		b.Run("reused/"+sz.name, func(b *testing.B) {
+			src := make([]byte, sz.size)
+			for i := range src {
+				src[i] = byte(i)
+			}
+			dst := make([]byte, sz.size)
+			copy(dst, src) // fault it in
+			b.SetBytes(int64(sz.size))
+			for b.Loop() {
+				copy(dst, src)
+			}
+		})
+	}
 	src := benchSource()
 	b.Run("go-slice", func(b *testing.B) {
 		b.SetBytes(benchSize)

@@ -19,11 +19,12 @@ var (
 )
 
 // FullError reports a reservation that would take the store over its
-// Limit. errors.Is(err, ErrFull) is true for it.
+// Limit even with every pooled file evicted. errors.Is(err, ErrFull) is
+// true for it.
 type FullError struct {
 	Name  string // the object that did not fit
 	Size  int64  // bytes it needed
-	Used  int64  // bytes in use (reserved or sealed) at the time
+	Used  int64  // bytes reserved or sealed at the time, not counting pooled files
 	Limit int64  // the store's limit
 }
 

@@ -29,13 +29,36 @@ import (
 // took 21 ms (~12 GB/s), so mount the store's tmpfs that way where you can.
 const createMapFlags = 0
 
+// openMapFlags are the extra mmap flags OpenWritable uses: MAP_POPULATE.
+// A recycled file's pages are resident already; what a put still pays for
+// is the page tables. Without MAP_POPULATE the first write to each 4 KiB
+// page takes a minor fault (~1.1 us); MAP_POPULATE builds the entries in
+// one go (~0.3 us a page), and munmap tears them down (~0.15 us a page).
+// BenchmarkPutRecycled (Reserve, OpenWritable, copy, Close, Seal, Delete)
+// and BenchmarkMemcpy/reused, medians of 5 runs of -benchtime 10x, same
+// machine as createMapFlags, at commit dc8a52c plus the pool:
+//
+//	                                     /dev/shm, 4 KiB pages   tmpfs huge=within_size
+//	PutRecycled/1GiB/populate             6.1 GB/s (kept)        24.1 GB/s
+//	PutRecycled/1GiB/no-populate          3.0 GB/s               22.8 GB/s
+//	PutRecycled/1GiB/madv-populate-write  3.4 GB/s               24.2 GB/s
+//	PutRecycled/256MiB/populate           5.7 GB/s               23.1 GB/s
+//	Memcpy/reused/1GiB                   22.8 GB/s               23.9 GB/s
+//	CreateWrite/no-populate (256 MiB)     1.6 GB/s               11.0 GB/s
+//
+// With 4 KiB pages a 1 GiB put spends ~80 ms in mmap, ~44 ms copying and
+// ~40 ms in munmap, so recycling alone reaches about a quarter of memcpy;
+// with huge pages the mapping costs under 1 ms and a put runs at memcpy
+// speed.
+const openMapFlags = unix.MAP_POPULATE
+
 // fallocChunk is the most bytes one fallocate call allocates. tmpfs gives
 // up on an fallocate when a signal is pending, undoing it and returning
 // EINTR; Go programs take signals (SIGURG for preemption, SIGPROF when
 // profiling), so a big file is allocated in chunks, each retried on EINTR.
 const fallocChunk = 64 << 20
 
-// Writable is a new object file mapped for writing. It is not safe for
+// Writable is an object file mapped for writing. It is not safe for
 // concurrent use, but its Bytes may be written from many goroutines.
 type Writable struct {
 	path     string
@@ -79,6 +102,47 @@ func createFile(path string, size int64, mapFlags int) (*Writable, error) {
 	if err != nil {
 		os.Remove(path)
 		return nil, fmt.Errorf("objstore: create %s: %w", path, err)
+	}
+	return w, nil
+}
+
+// OpenWritable maps the existing object file at path, which must be a
+// regular file of exactly size bytes, for writing (PROT_READ|PROT_WRITE,
+// MAP_SHARED). It is how a writer opens the file of a recycled reservation
+// (see Store.Reserve), whose pages are already allocated and resident, so
+// writing them costs about a memcpy. The old contents are still there:
+// write every byte. A missing file is an error that wraps ErrNotFound; a
+// file of another size is an error that says both sizes. Close and Abort
+// work as for CreateFile.
+func OpenWritable(path string, size int64) (*Writable, error) {
+	return openWritable(path, size, openMapFlags)
+}
+
+func openWritable(path string, size int64, mapFlags int) (*Writable, error) {
+	if size < 0 || int64(int(size)) != size {
+		return nil, fmt.Errorf("objstore: open %s: invalid size %d", path, size)
+	}
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err == unix.ENOENT {
+		return nil, fmt.Errorf("objstore: open %s: %w (%w)", path, ErrNotFound, os.NewSyscallError("open", err))
+	} else if err != nil {
+		return nil, fmt.Errorf("objstore: open %s: %w", path, os.NewSyscallError("open", err))
+	}
+	defer unix.Close(fd) // a mapping holds its own reference to the file
+	var st unix.Stat_t
+	switch err := unix.Fstat(fd, &st); {
+	case err != nil:
+		return nil, fmt.Errorf("objstore: open %s: %w", path, os.NewSyscallError("fstat", err))
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return nil, fmt.Errorf("objstore: open %s: not a regular file", path)
+	case st.Size != size:
+		return nil, fmt.Errorf("objstore: open %s: file has %d bytes, want %d", path, st.Size, size)
+	}
+	w := &Writable{path: path, b: []byte{}}
+	if size > 0 {
+		if w.b, err = unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|mapFlags); err != nil {
+			return nil, fmt.Errorf("objstore: open %s: %w", path, os.NewSyscallError("mmap", err))
+		}
 	}
 	return w, nil
 }

@@ -145,10 +145,10 @@ func TestDefaultDir(t *testing.T) {
 func TestLimitAccounting(t *testing.T) {
 	s := openStore(t, 4*MiB)
 	used := int64(32 * MiB / 10)
-	if err := s.Reserve("big", used); err != nil {
+	if _, err := s.Reserve("big", used); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Reserve("X", MiB)
+	_, err := s.Reserve("X", MiB)
 	want := "object store full: object X needs 1.0 MiB, 3.2 MiB of 4.0 MiB in use"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Reserve over the limit: %v\nwant %s", err, want)
@@ -162,16 +162,16 @@ func TestLimitAccounting(t *testing.T) {
 	}
 
 	// Exactly filling the store is allowed; one more byte is not.
-	if err := s.Reserve("rest", 4*MiB-used); err != nil {
+	if _, err := s.Reserve("rest", 4*MiB-used); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Reserve("one", 1); !errors.Is(err, ErrFull) {
+	if _, err := s.Reserve("one", 1); !errors.Is(err, ErrFull) {
 		t.Errorf("Reserve of 1 byte in a full store: %v", err)
 	}
-	if err := s.Reserve("zero", 0); err != nil {
+	if _, err := s.Reserve("zero", 0); err != nil {
 		t.Errorf("Reserve of 0 bytes in a full store: %v", err)
 	}
-	if err := s.Reserve("neg", -1); err == nil {
+	if _, err := s.Reserve("neg", -1); err == nil {
 		t.Error("Reserve of -1 bytes succeeded")
 	}
 
@@ -203,15 +203,15 @@ func TestNames(t *testing.T) {
 	s := openStore(t, MiB)
 	long := strings.Repeat("a", MaxNameLen)
 	for _, name := range []string{"a", "A.b-c_9", long, ".hidden"} {
-		if err := s.Reserve(name, 1); err != nil {
+		if _, err := s.Reserve(name, 1); err != nil {
 			t.Errorf("Reserve(%q): %v", name, err)
 		}
 		if p := s.Path(name); p != filepath.Join(s.Dir(), name) {
 			t.Errorf("Path(%q) = %q", name, p)
 		}
 	}
-	for _, name := range []string{"", ".", "..", "a/b", "../x", "a b", "é", "a\x00", long + "a", "~deleted-1"} {
-		if err := s.Reserve(name, 1); !errors.Is(err, ErrInvalidName) {
+	for _, name := range []string{"", ".", "..", "a/b", "../x", "a b", "é", "a\x00", long + "a", "~deleted-1", "~pool-1"} {
+		if _, err := s.Reserve(name, 1); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("Reserve(%q): %v, want ErrInvalidName", name, err)
 		}
 		if p := s.Path(name); p != "" {
@@ -234,7 +234,7 @@ func TestNames(t *testing.T) {
 func TestDuplicate(t *testing.T) {
 	s := openStore(t, MiB)
 	put(t, s, "obj", []byte("first"))
-	if err := s.Reserve("obj", 1); !errors.Is(err, ErrExists) {
+	if _, err := s.Reserve("obj", 1); !errors.Is(err, ErrExists) {
 		t.Errorf("Reserve of an existing name: %v", err)
 	}
 	if _, err := s.Create("obj", 1); !errors.Is(err, ErrExists) {
@@ -376,7 +376,7 @@ func TestMappingReadOnly(t *testing.T) {
 
 func TestSealWrongSize(t *testing.T) {
 	s := openStore(t, MiB)
-	if err := s.Reserve("obj", 100); err != nil {
+	if _, err := s.Reserve("obj", 100); err != nil {
 		t.Fatal(err)
 	}
 	// Another process creates the file, with the wrong size.
@@ -474,7 +474,7 @@ func TestClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if err := s.Reserve("x", 1); !errors.Is(err, ErrClosed) {
+	if _, err := s.Reserve("x", 1); !errors.Is(err, ErrClosed) {
 		t.Errorf("Reserve after Close: %v", err)
 	}
 	if err := s.Delete("sealed"); !errors.Is(err, ErrClosed) {
@@ -547,7 +547,7 @@ func TestConcurrent(t *testing.T) {
 					if err := s.Seal(name); err != nil {
 						t.Error(err)
 					}
-				} else if err := s.Reserve(name, size); errors.Is(err, ErrFull) {
+				} else if _, err := s.Reserve(name, size); errors.Is(err, ErrFull) {
 					continue
 				} else if err != nil {
 					t.Error(err)

@@ -29,6 +29,7 @@ type obj struct {
 	err     *wire.TaskError
 	refs    int32         // owner: references held anywhere
 	locs    []wire.NodeID // owner: nodes whose store holds a copy
+	subs    []wire.NodeID // owner: nodes that asked for it (they may cache it)
 	here    bool          // this node's store holds a sealed copy
 	asked   bool          // non-owner: subscribed at the owner
 	waiters []func(*obj)
@@ -71,6 +72,10 @@ func (a *Agent) refLocked(id wire.ObjectID, delta int32) {
 		a.sendPeerLocked(id.Owner(), &wire.Refs{IDs: []wire.ObjectID{id}, Deltas: []int32{1}})
 	case prev > 0 && n <= 0:
 		a.sendPeerLocked(id.Owner(), &wire.Refs{IDs: []wire.ObjectID{id}, Deltas: []int32{-1}})
+		// Nothing here needs what we learned about it any more.
+		if o := a.objs[id]; o != nil && !o.owned && !o.here && !o.pulling && len(o.waiters) == 0 && len(o.pullers) == 0 {
+			delete(a.objs, id)
+		}
 	}
 }
 
@@ -80,8 +85,10 @@ func (a *Agent) freeLocked(o *obj) {
 	if o.here {
 		a.store.Delete(o.id.FileName())
 	}
-	for _, n := range o.locs {
-		if n != a.id {
+	told := map[wire.NodeID]bool{a.id: true}
+	for _, n := range append(o.locs, o.subs...) {
+		if !told[n] {
+			told[n] = true
 			a.sendPeerLocked(n, &wire.Free{IDs: []wire.ObjectID{o.id}})
 		}
 	}

@@ -7,6 +7,15 @@ import (
 	"github.com/raygo/raygo/runtime/wire"
 )
 
+func containsNode(ns []wire.NodeID, n wire.NodeID) bool {
+	for _, x := range ns {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
 // peer is this agent's connection to another node's agent. Messages to a
 // node go on the connection this agent dialed; the other node's messages
 // arrive on the one it dialed, so each direction keeps its order.
@@ -161,6 +170,9 @@ func (a *Agent) peerMsgLocked(from wire.NodeID, m wire.Msg) {
 		a.completeLocked(m)
 	case *wire.Subscribe:
 		for _, id := range m.IDs {
+			if o := a.objs[id]; o != nil && o.owned && !containsNode(o.subs, from) {
+				o.subs = append(o.subs, from)
+			}
 			a.whenReadyLocked(id, func(o *obj) {
 				r := &wire.Object{ID: id, Value: o.val, Err: o.err}
 				a.sendPeerLocked(from, r)

@@ -2,11 +2,13 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/raygo/raygo/objstore"
 	"github.com/raygo/raygo/runtime/wire"
 )
 
@@ -228,9 +230,10 @@ func (a *Agent) endJobLocked(id uint64) {
 	for _, w := range j.workers {
 		w.stop(2 * time.Second)
 	}
-	for tid, ot := range a.owned {
+	for _, ot := range a.owned {
 		if ot.spec.Job == id {
-			delete(a.owned, tid)
+			ot.proc = nil
+			a.finishLocked(ot, nil, a.taskError(wire.ErrKindCancelled, &ot.spec, ot.attempt, "its driver exited"))
 		}
 	}
 	for aid, act := range a.actors {
@@ -255,14 +258,21 @@ func (a *Agent) procRequest(p *proc, r *wire.Req) {
 	case wire.OpCreate:
 		var id wire.ObjectID
 		var size uint64
+		var recycled bool
 		err := decodeBody(r.Body, func(d *wire.Dec) { id = d.ObjectID(); size = d.Uvarint() })
 		if err == nil {
-			err = a.store.Reserve(id.FileName(), int64(size))
-			if err != nil {
+			recycled, err = a.store.Reserve(id.FileName(), int64(size))
+			if errors.Is(err, objstore.ErrFull) {
 				err = fmt.Errorf("node %d: %w: %v", a.id, ErrStoreFull, err)
+			} else if err != nil {
+				err = fmt.Errorf("node %d: reserve %s: %w", a.id, id, err)
 			}
 		}
-		reply(p.conn, r.ID, nil, err)
+		var body []byte
+		if err == nil {
+			body = encode(func(e *wire.Enc) { e.Bool(recycled) })
+		}
+		reply(p.conn, r.ID, body, err)
 	case wire.OpRelease:
 		var id wire.ObjectID
 		err := decodeBody(r.Body, func(d *wire.Dec) { id = d.ObjectID() })

@@ -344,11 +344,23 @@ func (c *Client) store(ctx context.Context, id wire.ObjectID, enc codec.Encoded,
 		enc.WriteTo(b)
 		return wire.Value{Data: b, Size: uint64(n)}, b, nil, nil
 	}
-	if _, err := c.Request(ctx, wire.OpCreate, encode(func(e *wire.Enc) { e.ObjectID(id); e.Uvarint(uint64(n)) })); err != nil {
+	rep, err := c.Request(ctx, wire.OpCreate, encode(func(e *wire.Enc) { e.ObjectID(id); e.Uvarint(uint64(n)) }))
+	if err != nil {
 		return wire.Value{}, nil, nil, fmt.Errorf("store object %s (%d bytes): %w", id, n, err)
 	}
+	var recycled bool
 	path := filepath.Join(c.storeDir, id.FileName())
-	w, err := objstore.CreateFile(path, int64(n))
+	if err := decodeBody(rep, func(d *wire.Dec) { recycled = d.Bool() }); err != nil {
+		c.Request(context.Background(), wire.OpRelease, encode(func(e *wire.Enc) { e.ObjectID(id) }))
+		return wire.Value{}, nil, nil, fmt.Errorf("store object %s: %w", id, err)
+	}
+	open := objstore.CreateFile
+	if recycled {
+		// A freed object's file, its pages still resident: every byte is
+		// overwritten below.
+		open = objstore.OpenWritable
+	}
+	w, err := open(path, int64(n))
 	if err != nil {
 		c.Request(context.Background(), wire.OpRelease, encode(func(e *wire.Enc) { e.ObjectID(id) }))
 		return wire.Value{}, nil, nil, fmt.Errorf("store object %s (%d bytes): %w", id, n, err)

@@ -22,6 +22,11 @@ type Head struct {
 	ln        net.Listener
 	logf      func(string, ...any)
 
+	// viewMu orders broadcasts: a view is taken and queued on every node's
+	// connection under it, so no node sees an older view after a newer one.
+	// Lock order: viewMu, then mu.
+	viewMu sync.Mutex
+
 	mu        sync.Mutex // guards everything below
 	nodes     map[wire.NodeID]*headNode
 	nextNode  wire.NodeID
@@ -150,9 +155,11 @@ func (h *Head) handle(conn *wire.Conn, role wire.Role) {
 		ID: id, Addr: hello.Addr, Hostname: hello.Hostname, Alive: true,
 		Total: hello.Resources, Available: copyRes(hello.Resources), Labels: hello.Labels,
 	}}
+	// The welcome must be the node's first message: queue it before the
+	// node is visible to broadcasts.
+	conn.Send(&wire.Welcome{Node: id, ClusterID: h.clusterID, HeadAddr: h.Addr()})
 	h.nodes[id] = n
 	h.mu.Unlock()
-	conn.Send(&wire.Welcome{Node: id, ClusterID: h.clusterID, HeadAddr: h.Addr()})
 	h.broadcastView()
 	h.logf("node %d joined from %s (%s)", id, hello.Addr, hello.Hostname)
 	for {
@@ -237,6 +244,8 @@ func (h *Head) viewLocked() *wire.View {
 }
 
 func (h *Head) broadcastView() {
+	h.viewMu.Lock()
+	defer h.viewMu.Unlock()
 	h.mu.Lock()
 	v := h.viewLocked()
 	var conns []*wire.Conn

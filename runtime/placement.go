@@ -130,10 +130,16 @@ func place(nodes []nodeRes, bundles []wire.Resources, strategy uint8, useTotal b
 		if strategy == PGStrictPack {
 			return nil, false
 		}
-		// PACK falls back to filling the fullest-fitting nodes in turn.
+		// PACK falls back to filling the roomiest nodes first.
+		order := make([]int, len(nodes))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(x, y int) bool { return left[order[x]]["CPU"] > left[order[y]]["CPU"] })
 		for j, b := range bundles {
 			placed := false
-			for i, n := range nodes {
+			for _, i := range order {
+				n := nodes[i]
 				if fits(b, left[i]) {
 					sub(left[i], b)
 					out[j] = n.id
