@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -360,5 +361,48 @@ func TestGetOfAFreedObject(t *testing.T) {
 	defer cancel()
 	if _, err := back.Get(short); !errors.Is(err, raygo.ErrObjectLost) {
 		t.Fatalf("Get of a freed object: %v", err)
+	}
+}
+
+// TestKilledDriverIsSweptUp: a driver killed with SIGKILL cannot clean up;
+// the next embedded cluster on the machine removes what it left.
+func TestKilledDriverIsSweptUp(t *testing.T) {
+	if os.Getenv("RAYGO_TEST_DIE") == "1" {
+		ctx := context.Background()
+		if err := raygo.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r, err := raygo.Put(ctx, make([]float64, 1<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		get(t, ctx, sumFloats.Remote(r))
+		os.Stdout.WriteString("CLUSTER " + raygo.ClusterID() + "\n")
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledDriverIsSweptUp$")
+	cmd.Env = append(os.Environ(), "RAYGO_TEST_DIE=1", "TMPDIR="+tmp)
+	out, _ := cmd.Output()
+	var id string
+	for _, line := range strings.Split(string(out), "\n") {
+		if s, ok := strings.CutPrefix(line, "CLUSTER "); ok {
+			id = s
+		}
+	}
+	if id == "" {
+		t.Fatalf("child did not start a cluster: %s", out)
+	}
+	shm, _ := filepath.Glob("/dev/shm/raygo-" + id + "-*")
+	state, _ := filepath.Glob(filepath.Join(tmp, "raygo-*"))
+	if len(shm) == 0 || len(state) == 0 {
+		t.Fatalf("expected leftovers of the killed driver, found shm %v state %v", shm, state)
+	}
+	rt.SweepStale(tmp)
+	shm, _ = filepath.Glob("/dev/shm/raygo-" + id + "-*")
+	state, _ = filepath.Glob(filepath.Join(tmp, "raygo-*"))
+	if len(shm) != 0 || len(state) != 0 {
+		t.Fatalf("sweep left shm %v state %v", shm, state)
 	}
 }

@@ -124,6 +124,7 @@ type Agent struct {
 	nextLease uint64
 	loadGen   uint64 // bumped on every change worth reporting
 	stopped   bool
+	why       string // why it stopped
 	done      chan struct{}
 	stopOnce  sync.Once
 	workerWG  sync.WaitGroup
@@ -236,6 +237,7 @@ func (a *Agent) StoreDir() string { return a.store.Dir() }
 // Kill stops the agent abruptly, as if its machine died: connections are
 // dropped without goodbyes and worker processes are killed. For tests.
 func (a *Agent) Kill() {
+	a.setWhy("killed")
 	a.stopOnce.Do(func() {
 		a.mu.Lock()
 		a.stopped = true
@@ -271,6 +273,23 @@ func (a *Agent) Kill() {
 	})
 }
 
+// StopReason says why the agent stopped ("" while it runs): "shutdown" when
+// the head asked, "lost head: ..." when the head went away, "stopped" when
+// Stop was called, "killed" for Kill.
+func (a *Agent) StopReason() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.why
+}
+
+func (a *Agent) setWhy(why string) {
+	a.mu.Lock()
+	if a.why == "" {
+		a.why = why
+	}
+	a.mu.Unlock()
+}
+
 // Done is closed when the agent has stopped.
 func (a *Agent) Done() <-chan struct{} { return a.done }
 
@@ -278,6 +297,7 @@ func (a *Agent) Done() <-chan struct{} { return a.done }
 // grace, then the listeners, the socket, the object store and the state
 // directory are removed.
 func (a *Agent) Stop(grace time.Duration) {
+	a.setWhy("stopped")
 	a.stopOnce.Do(func() {
 		a.mu.Lock()
 		a.stopped = true
@@ -338,6 +358,7 @@ func (a *Agent) headLoop() {
 			a.mu.Unlock()
 			if !stopped {
 				a.logf("lost the head: %v; stopping", err)
+				a.setWhy(fmt.Sprintf("lost head: %v", err))
 				go a.Stop(2 * time.Second)
 			}
 			return
@@ -354,6 +375,7 @@ func (a *Agent) headLoop() {
 			a.headCalls.deliver(m)
 		case *wire.Shutdown:
 			a.logf("head asked to stop: %s", m.Reason)
+			a.setWhy("shutdown")
 			go a.Stop(2 * time.Second)
 			return
 		}

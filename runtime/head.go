@@ -92,6 +92,16 @@ func NewHead(addr string, secret []byte, clusterID string, logf func(string, ...
 // Addr is where nodes, drivers and the CLI reach the head.
 func (h *Head) Addr() string { return h.ln.Addr().String() }
 
+// Nodes is the head's current view of the nodes.
+func (h *Head) Nodes() []wire.NodeInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.viewLocked().Nodes
+}
+
+// ClusterID names the cluster.
+func (h *Head) ClusterID() string { return h.clusterID }
+
 // Done is closed once the head has stopped.
 func (h *Head) Done() <-chan struct{} { return h.done }
 
@@ -140,7 +150,9 @@ func (h *Head) handle(conn *wire.Conn, role wire.Role) {
 		return
 	}
 	if hello.Version != Version {
-		conn.Send(&wire.Welcome{Err: fmt.Sprintf("raygo version mismatch: node %s runs %s, head runs %s", hello.Hostname, hello.Version, Version)})
+		msg := fmt.Sprintf("raygo version mismatch: node %s (%s) runs %s, the head runs %s", hello.Hostname, hello.Addr, hello.Version, Version)
+		h.logf("refused a node: %s", msg)
+		conn.Send(&wire.Welcome{Err: msg})
 		return
 	}
 	h.mu.Lock()

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/raygo/raygo/runtime/resources"
@@ -75,6 +78,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
+	SweepStale(os.TempDir())
 	dir, err := os.MkdirTemp("", "raygo-")
 	if err != nil {
 		return nil, fmt.Errorf("embedded cluster: %w", err)
@@ -108,7 +112,39 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	// Record who owns these files, so a later start can remove them if
+	// this process is killed before it can.
+	owner := fmt.Sprintf("%d %s\n", os.Getpid(), agent.StoreDir())
+	os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner), 0o600)
 	return &Local{Head: head, Agent: agent, Secret: secret, StateDir: dir}, nil
+}
+
+const ownerFile = "owner"
+
+// SweepStale removes the state and shared-memory directories of embedded
+// clusters under tmp whose owning process no longer exists (it was killed
+// before it could clean up). Directories of live processes, other users'
+// and anything without an owner record are left alone.
+func SweepStale(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "raygo-*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue
+		}
+		var pid int
+		var store string
+		if n, _ := fmt.Sscanf(string(b), "%d %s", &pid, &store); n < 1 || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			continue // still running (or not ours to judge)
+		}
+		if store != "" && strings.Contains(filepath.Base(store), "raygo-") {
+			os.RemoveAll(store)
+		}
+		os.RemoveAll(d)
+	}
 }
 
 // Stop ends the embedded cluster and removes everything it made.
