@@ -119,6 +119,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	if state.c != nil {
 		return errors.New("raygo: Init called twice")
 	}
+	watchSignals()
 	if cfg.address == "" {
 		l, err := runtime.StartLocal(ctx, runtime.LocalConfig{Resources: cfg.resources, StoreLimit: cfg.storeLimit,
 			Workers: cfg.workers, Logf: cfg.logf})
@@ -160,6 +161,7 @@ func Shutdown(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
+	endJob()
 	err := c.Close()
 	if l != nil {
 		done := make(chan struct{})
