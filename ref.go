@@ -48,9 +48,11 @@ func (r Ref[T]) ID() string {
 func (r Ref[T]) String() string { return "Ref(" + r.ID() + ")" }
 
 // Get waits for the object and returns its value. []byte and numeric
-// slices stored in shared memory come back as read-only views of it: valid
-// while r (or another Ref to the object in this process) is reachable, and
-// writing to them faults. Copy them to keep or change them.
+// slices stored in shared memory come back as read-only views of it, with
+// no copy: writing to them faults, and their contents belong to the object
+// only while r (or another Ref to it) is reachable somewhere (a freed
+// object's memory is reused) and until Shutdown. Copy them to keep or
+// change them.
 func (r Ref[T]) Get(ctx context.Context) (T, error) {
 	var zero T
 	if r.h == nil {

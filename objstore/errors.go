@@ -15,22 +15,26 @@ var (
 	ErrClosed      = errors.New("object store closed")
 	ErrInvalidName = errors.New("invalid object name")
 	ErrSealed      = errors.New("object is sealed")
-	ErrNoSpace     = errors.New("no space left for object file")
+	ErrNoSpace     = errors.New("no memory left on the store's filesystem")
 )
 
-// FullError reports a reservation that would take the store over its
-// Limit even with every pooled file evicted. errors.Is(err, ErrFull) is
-// true for it.
+// FullError reports a reservation for which the arena has no free extent
+// large enough. errors.Is(err, ErrFull) is true for it.
 type FullError struct {
-	Name  string // the object that did not fit
-	Size  int64  // bytes it needed
-	Used  int64  // bytes reserved or sealed at the time, not counting pooled files
-	Limit int64  // the store's limit
+	Name    string // the object that did not fit
+	Size    int64  // bytes it needed
+	Used    int64  // bytes held by objects at the time
+	Limit   int64  // the store's size
+	Largest int64  // the largest free extent
 }
 
 func (e *FullError) Error() string {
-	return fmt.Sprintf("object store full: object %s needs %s, %s of %s in use",
+	msg := fmt.Sprintf("object store full: object %s needs %s, %s of %s in use",
 		e.Name, human(e.Size), human(e.Used), human(e.Limit))
+	if free := e.Limit - e.Used; free >= e.Size {
+		msg += fmt.Sprintf(" (%s free, but the largest free extent is %s)", human(free), human(e.Largest))
+	}
+	return msg
 }
 
 // Is makes errors.Is(err, ErrFull) hold.

@@ -523,7 +523,7 @@ func (a *Agent) handle(conn *wire.Conn, role wire.Role) {
 
 func (a *Agent) welcome(p *proc) *wire.Welcome {
 	return &wire.Welcome{Node: a.id, Proc: p.id, ClusterID: a.clusterID, HeadAddr: a.cfg.HeadAddr,
-		StoreDir: a.store.Dir(), InlineMax: uint64(a.cfg.InlineMax),
+		StoreDir: a.store.ArenaPath(), ArenaSize: uint64(a.store.Limit()), InlineMax: uint64(a.cfg.InlineMax),
 		Config: map[string]string{"job": fmt.Sprint(p.job)}}
 }
 

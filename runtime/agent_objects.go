@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -198,9 +197,15 @@ func (a *Agent) localizeLocked(o *obj, f func(error)) {
 // pull copies an object from another node's store into this one, several
 // chunks in flight.
 func (a *Agent) pull(id wire.ObjectID, size int64, from wire.NodeID) error {
-	w, err := a.store.Create(id.FileName(), size)
+	name := id.FileName()
+	off, err := a.store.Reserve(name, size)
 	if err != nil {
 		return fmt.Errorf("node %d: fetch %s from node %d: %w", a.id, id, from, err)
+	}
+	buf, err := a.store.Bytes(off, size)
+	if err != nil {
+		a.store.Release(name)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -211,7 +216,6 @@ func (a *Agent) pull(id wire.ObjectID, size int64, from wire.NodeID) error {
 		ferr error
 		next int64
 	)
-	buf := w.Bytes()
 	for i := 0; i < inflight; i++ {
 		wg.Add(1)
 		go func() {
@@ -245,12 +249,10 @@ func (a *Agent) pull(id wire.ObjectID, size int64, from wire.NodeID) error {
 	}
 	wg.Wait()
 	if ferr != nil {
-		w.Abort()
-		a.store.Release(id.FileName())
+		a.store.Release(name)
 		return fmt.Errorf("node %d: fetch %s from node %d: %w", a.id, id, from, ferr)
 	}
-	w.Close()
-	return a.store.Seal(id.FileName())
+	return a.store.Seal(name)
 }
 
 // servePull reads a chunk of a stored object for another node.
@@ -263,22 +265,23 @@ func (a *Agent) servePull(body []byte) ([]byte, error) {
 	if n > wire.ChunkSize {
 		return nil, fmt.Errorf("%w: chunk of %d bytes asked, limit %d", ErrInvalid, n, wire.ChunkSize)
 	}
+	buf := make([]byte, n)
+	// Copy under the lock: once the object is freed its extent is reused.
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	o := a.objs[id]
-	ok := o != nil && o.here
-	a.mu.Unlock()
-	if !ok {
+	start, size, ok := a.store.Lookup(id.FileName())
+	if o == nil || !o.here || !ok {
 		return nil, fmt.Errorf("node %d has no copy of %s: %w", a.id, id, ErrNotFound)
 	}
-	f, err := os.Open(a.store.Path(id.FileName()))
+	if off+n > uint64(size) {
+		return nil, fmt.Errorf("%w: chunk [%d, %d) of %s, which has %d bytes", ErrInvalid, off, off+n, id, size)
+	}
+	src, err := a.store.Bytes(start+int64(off), int64(n))
 	if err != nil {
-		return nil, fmt.Errorf("node %d: %s: %w", a.id, id, ErrNotFound)
+		return nil, err
 	}
-	defer f.Close()
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, int64(off)); err != nil {
-		return nil, fmt.Errorf("node %d: read %s at %d: %w", a.id, id, off, err)
-	}
+	copy(buf, src)
 	return buf, nil
 }
 
@@ -296,6 +299,12 @@ func (a *Agent) subscribeProcLocked(p *proc, id wire.ObjectID) {
 			}
 			if m.Value.InStore {
 				m.Value.Node = a.id
+				off, _, ok := a.store.Lookup(id.FileName())
+				if !ok {
+					m.Value = wire.Value{}
+					m.Err = a.objectLost(id, fmt.Sprintf("not in node %d's store", a.id))
+				}
+				m.Value.Off = uint64(off)
 			}
 			p.conn.Send(m)
 		})

@@ -258,10 +258,10 @@ func (a *Agent) procRequest(p *proc, r *wire.Req) {
 	case wire.OpCreate:
 		var id wire.ObjectID
 		var size uint64
-		var recycled bool
+		var off int64
 		err := decodeBody(r.Body, func(d *wire.Dec) { id = d.ObjectID(); size = d.Uvarint() })
 		if err == nil {
-			recycled, err = a.store.Reserve(id.FileName(), int64(size))
+			off, err = a.store.Reserve(id.FileName(), int64(size))
 			if errors.Is(err, objstore.ErrFull) {
 				err = fmt.Errorf("node %d: %w: %v", a.id, ErrStoreFull, err)
 			} else if err != nil {
@@ -270,7 +270,7 @@ func (a *Agent) procRequest(p *proc, r *wire.Req) {
 		}
 		var body []byte
 		if err == nil {
-			body = encode(func(e *wire.Enc) { e.Bool(recycled) })
+			body = encode(func(e *wire.Enc) { e.Uvarint(uint64(off)) })
 		}
 		reply(p.conn, r.ID, body, err)
 	case wire.OpRelease:

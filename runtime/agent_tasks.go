@@ -627,6 +627,10 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 		a.readyLocked(o)
 		if p := ot.proc; p != nil && !p.gone && p.held[oid] > 0 && (o.state == objFailed || !o.val.InStore || o.here) {
 			m := &wire.Object{ID: oid, Value: o.val, Err: o.err}
+			if m.Value.InStore {
+				off, _, _ := a.store.Lookup(oid.FileName())
+				m.Value.Off = uint64(off)
+			}
 			p.conn.Send(m)
 		}
 		if o.refs <= 0 {
@@ -960,8 +964,13 @@ func (a *Agent) resolveArgsLocked(et *execTask, then func()) {
 					et.failed = a.taskError(wire.ErrKindObjectLost, spec, et.attempt, "argument %d: %v", i, err)
 				}
 				v := o.val
-				if v.InStore {
+				if v.InStore && err == nil {
 					v.Node = a.id
+					off, _, ok := a.store.Lookup(arg.Ref.FileName())
+					if !ok && et.failed == nil {
+						et.failed = a.taskError(wire.ErrKindObjectLost, spec, et.attempt, "argument %d: %s is not in node %d's store", i, arg.Ref, a.id)
+					}
+					v.Off = uint64(off)
 				}
 				et.args[i] = wire.ArgValue{ID: arg.Ref, Value: v}
 				done()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,7 +43,10 @@ type Client struct {
 	proc      wire.ProcID
 	job       uint64
 	clusterID string
-	storeDir  string
+	arenaPath string
+	arenaSize int64
+	arenaErr  error
+	arena     *objstore.Arena // this node's object store, mapped once
 	inlineMax int
 	headAddr  string
 	calls     calls
@@ -65,8 +67,7 @@ type objState struct {
 	refs       int32 // live handles in this process
 	ready      chan struct{}
 	isReady    bool
-	data       []byte
-	mapping    *objstore.Mapping
+	data       []byte // inline, or a view of the arena
 	err        *wire.TaskError
 	subscribed bool
 }
@@ -114,10 +115,13 @@ func connect(ctx context.Context, addr string, secret []byte, role wire.Role, pr
 		return nil, fmt.Errorf("node agent %s refused this %s: %s", addr, role, w.Err)
 	}
 	c := &Client{conn: conn, role: role, node: w.Node, proc: w.Proc, clusterID: w.ClusterID,
-		storeDir: w.StoreDir, inlineMax: int(w.InlineMax), headAddr: w.HeadAddr,
+		arenaPath: w.StoreDir, arenaSize: int64(w.ArenaSize), inlineMax: int(w.InlineMax), headAddr: w.HeadAddr,
 		objs: map[wire.ObjectID]*objState{}, pending: map[wire.ObjectID]int32{},
 		done: make(chan struct{}), flushCh: make(chan struct{}, 1)}
 	c.job, _ = strconv.ParseUint(w.Config["job"], 10, 64)
+	// Map the node's arena once. A driver on another host than its agent
+	// has none; it then fails only when it meets a stored object.
+	c.arena, c.arenaErr = objstore.OpenArena(c.arenaPath, c.arenaSize, true)
 	if h != nil {
 		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}, leases: map[uint64]chan *wire.Exec{}}
 		SetWorkerClient(c)
@@ -197,18 +201,22 @@ func (c *Client) readLoop() {
 	close(c.done)
 }
 
+// view is the bytes of a stored object in this node's arena.
+func (c *Client) view(v *wire.Value) ([]byte, error) {
+	if c.arena == nil {
+		return nil, fmt.Errorf("node %d's object store is not reachable from this process: %v", c.node, c.arenaErr)
+	}
+	return c.arena.View(int64(v.Off), int64(v.Size))
+}
+
 func (c *Client) objectArrived(m *wire.Object) {
-	var mapping *objstore.Mapping
 	var data []byte
 	terr := m.Err
 	if terr == nil {
 		if m.Value.InStore {
 			var err error
-			mapping, err = objstore.Map(filepath.Join(c.storeDir, m.ID.FileName()))
-			if err != nil {
+			if data, err = c.view(&m.Value); err != nil {
 				terr = &wire.TaskError{Kind: wire.ErrKindObjectLost, Node: c.node, Message: fmt.Sprintf("object %s: %v", m.ID, err)}
-			} else {
-				data = mapping.Bytes()
 			}
 		} else {
 			data = m.Value.Data
@@ -218,12 +226,9 @@ func (c *Client) objectArrived(m *wire.Object) {
 	st := c.objs[m.ID]
 	if st == nil || st.isReady {
 		c.mu.Unlock()
-		if mapping != nil {
-			mapping.Close()
-		}
 		return
 	}
-	st.data, st.mapping, st.err = data, mapping, terr
+	st.data, st.err = data, terr
 	st.isReady = true
 	close(st.ready)
 	c.mu.Unlock()
@@ -316,7 +321,7 @@ func (c *Client) FailLocal(ids []wire.ObjectID, terr *wire.TaskError) {
 // store. contained lists the refs inside the value.
 func (c *Client) Put(ctx context.Context, enc codec.Encoded, contained []wire.ObjectID) (wire.ObjectID, error) {
 	id := wire.ObjectID{Task: c.NewTaskID()}
-	v, data, mapping, err := c.store(ctx, id, enc, true)
+	v, data, err := c.store(ctx, id, enc)
 	if err != nil {
 		return id, err
 	}
@@ -324,57 +329,44 @@ func (c *Client) Put(ctx context.Context, enc codec.Encoded, contained []wire.Ob
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed != nil {
-		if mapping != nil {
-			mapping.Close()
-		}
 		return id, c.closed
 	}
 	st := c.newObjLocked(id)
-	st.data, st.mapping, st.isReady = data, mapping, true
+	st.data, st.isReady = data, true
 	close(st.ready)
 	return id, c.sendLocked(&wire.Put{ID: id, Value: v})
 }
 
-// store writes enc for object id: inline, or into the node's store. It
-// returns the wire value and a local view of the bytes.
-func (c *Client) store(ctx context.Context, id wire.ObjectID, enc codec.Encoded, view bool) (wire.Value, []byte, *objstore.Mapping, error) {
+// store writes enc for object id: inline, or straight into this node's
+// arena. It returns the wire value and a local view of the bytes.
+func (c *Client) store(ctx context.Context, id wire.ObjectID, enc codec.Encoded) (wire.Value, []byte, error) {
 	n := enc.Len()
 	if n <= c.inlineMax {
 		b := make([]byte, n)
 		enc.WriteTo(b)
-		return wire.Value{Data: b, Size: uint64(n)}, b, nil, nil
+		return wire.Value{Data: b, Size: uint64(n)}, b, nil
+	}
+	if c.arena == nil {
+		return wire.Value{}, nil, fmt.Errorf("store object %s (%d bytes): node %d's object store is not reachable from this process: %v", id, n, c.node, c.arenaErr)
 	}
 	rep, err := c.Request(ctx, wire.OpCreate, encode(func(e *wire.Enc) { e.ObjectID(id); e.Uvarint(uint64(n)) }))
 	if err != nil {
-		return wire.Value{}, nil, nil, fmt.Errorf("store object %s (%d bytes): %w", id, n, err)
+		return wire.Value{}, nil, fmt.Errorf("store object %s (%d bytes): %w", id, n, err)
 	}
-	var recycled bool
-	path := filepath.Join(c.storeDir, id.FileName())
-	if err := decodeBody(rep, func(d *wire.Dec) { recycled = d.Bool() }); err != nil {
-		c.Request(context.Background(), wire.OpRelease, encode(func(e *wire.Enc) { e.ObjectID(id) }))
-		return wire.Value{}, nil, nil, fmt.Errorf("store object %s: %w", id, err)
+	var off uint64
+	err = decodeBody(rep, func(d *wire.Dec) { off = d.Uvarint() })
+	var w []byte
+	if err == nil {
+		w, err = c.arena.Writable(int64(off), int64(n))
 	}
-	open := objstore.CreateFile
-	if recycled {
-		// A freed object's file, its pages still resident: every byte is
-		// overwritten below.
-		open = objstore.OpenWritable
-	}
-	w, err := open(path, int64(n))
 	if err != nil {
 		c.Request(context.Background(), wire.OpRelease, encode(func(e *wire.Enc) { e.ObjectID(id) }))
-		return wire.Value{}, nil, nil, fmt.Errorf("store object %s (%d bytes): %w", id, n, err)
+		return wire.Value{}, nil, fmt.Errorf("store object %s: %w", id, err)
 	}
-	enc.WriteTo(w.Bytes())
-	w.Close()
-	if !view {
-		return wire.Value{InStore: true, Size: uint64(n), Node: c.node}, nil, nil, nil
-	}
-	m, err := objstore.Map(path)
-	if err != nil {
-		return wire.Value{}, nil, nil, fmt.Errorf("store object %s: %w", id, err)
-	}
-	return wire.Value{InStore: true, Size: uint64(n), Node: c.node}, m.Bytes(), m, nil
+	enc.WriteTo(w)
+	v := wire.Value{InStore: true, Size: uint64(n), Node: c.node, Off: off}
+	view, _ := c.arena.View(int64(off), int64(n))
+	return v, view, nil
 }
 
 // Acquire notes one more handle to id in this process.
@@ -405,9 +397,6 @@ func (c *Client) Release(id wire.ObjectID) {
 		return
 	}
 	delete(c.objs, id)
-	if st.mapping != nil {
-		st.mapping.Close()
-	}
 	c.pending[id]--
 	if c.pending[id] == 0 {
 		delete(c.pending, id)
@@ -524,15 +513,15 @@ func (c *Client) Request(ctx context.Context, op wire.Op, body []byte) ([]byte, 
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.flushLocked()
-	for id, st := range c.objs {
-		if st.mapping != nil {
-			st.mapping.Close()
-		}
-		delete(c.objs, id)
-	}
+	clear(c.objs)
 	c.mu.Unlock()
 	err := c.conn.Close()
 	<-c.done
+	// The node's arena goes with the connection: views handed out are
+	// invalid from here on (their memory would otherwise stay pinned).
+	if c.arena != nil {
+		c.arena.Close()
+	}
 	return err
 }
 

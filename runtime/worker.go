@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/raygo/raygo/objstore"
 	"github.com/raygo/raygo/runtime/codec"
 	"github.com/raygo/raygo/runtime/wire"
 )
@@ -269,25 +267,18 @@ func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]b
 	}()
 
 	args := make([][]byte, len(m.Args))
-	var maps []*objstore.Mapping
-	defer func() {
-		for _, mp := range maps {
-			mp.Close()
-		}
-	}()
 	for i := range m.Args {
 		v := &m.Args[i].Value
 		if !v.InStore {
 			args[i] = v.Data
 			continue
 		}
-		mp, err := objstore.Map(filepath.Join(x.c.storeDir, m.Args[i].ID.FileName()))
+		b, err := x.c.view(v)
 		if err != nil {
 			x.finish(m, nil, &wire.TaskError{Kind: wire.ErrKindObjectLost, Message: fmt.Sprintf("argument %d (%s): %v", i, m.Args[i].ID, err)})
 			return
 		}
-		maps = append(maps, mp)
-		args[i] = mp.Bytes()
+		args[i] = b
 		if private {
 			args[i] = append([]byte(nil), args[i]...)
 		}
@@ -302,11 +293,13 @@ func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]b
 	vals := make([]wire.Value, len(results))
 	for i, r := range results {
 		oid := wire.ObjectID{Task: m.Spec.ID, Index: uint32(i + 1)}
-		v, _, _, err := x.c.store(ctx, oid, r.Enc, false)
+		v, _, err := x.c.store(ctx, oid, r.Enc)
 		if err != nil {
 			for j := 0; j < i; j++ {
 				if vals[j].InStore {
-					os.Remove(filepath.Join(x.c.storeDir, wire.ObjectID{Task: m.Spec.ID, Index: uint32(j + 1)}.FileName()))
+					x.c.Request(context.Background(), wire.OpRelease, encode(func(e *wire.Enc) {
+						e.ObjectID(wire.ObjectID{Task: m.Spec.ID, Index: uint32(j + 1)})
+					}))
 				}
 			}
 			x.finish(m, nil, &wire.TaskError{Kind: wire.ErrKindSystem, Message: fmt.Sprintf("return value %d: %v", i+1, err)})

@@ -181,7 +181,8 @@ type Welcome struct {
 	Proc      ProcID
 	ClusterID string
 	HeadAddr  string
-	StoreDir  string
+	StoreDir  string // the node's arena file
+	ArenaSize uint64
 	InlineMax uint64 // objects up to this size travel inline
 	Config    map[string]string
 }
@@ -194,6 +195,7 @@ func (m *Welcome) Encode(e *Enc) {
 	e.Str(m.ClusterID)
 	e.Str(m.HeadAddr)
 	e.Str(m.StoreDir)
+	e.Uvarint(m.ArenaSize)
 	e.Uvarint(m.InlineMax)
 	e.StrMap(m.Config)
 }
@@ -204,6 +206,7 @@ func (m *Welcome) Decode(d *Dec) {
 	m.ClusterID = d.Str()
 	m.HeadAddr = d.Str()
 	m.StoreDir = d.Str()
+	m.ArenaSize = d.Uvarint()
 	m.InlineMax = d.Uvarint()
 	m.Config = d.StrMap()
 }
@@ -420,12 +423,15 @@ func (d *Dec) TaskError() *TaskError {
 }
 
 // Value is an object's value or where to find it: Data inline, or Size
-// bytes in the shared-memory store of node Node.
+// bytes in the shared-memory store of node Node. Off is the object's
+// offset in that node's arena; it is only meaningful on that node (between
+// an agent and its local processes).
 type Value struct {
 	Data      []byte
 	InStore   bool
 	Size      uint64
 	Node      NodeID
+	Off       uint64
 	Contained []ObjectID // refs inside the value, kept alive by it
 }
 
@@ -434,6 +440,7 @@ func (e *Enc) Value(v *Value) {
 	if v.InStore {
 		e.Uvarint(v.Size)
 		e.Uvarint(uint64(v.Node))
+		e.Uvarint(v.Off)
 	} else {
 		e.Blob(v.Data)
 	}
@@ -445,6 +452,7 @@ func (d *Dec) Value(v *Value) {
 	if v.InStore {
 		v.Size = d.Uvarint()
 		v.Node = NodeID(d.u32v("node"))
+		v.Off = d.Uvarint()
 	} else {
 		v.Data = d.Bytes()
 		v.Size = uint64(len(v.Data))
@@ -867,7 +875,7 @@ const (
 	OpKVWait
 	OpKVList
 	OpKVDelete
-	OpCreate      // reserve store space: body ObjectID + size
+	OpCreate      // reserve store space: body ObjectID + size; reply the offset in the arena
 	OpPull        // read a chunk of a stored object: ObjectID, offset, length
 	OpActorLookup // named actor: namespace, name -> actor ID, node
 	OpActorPlace  // head: record an actor's node and name

@@ -66,7 +66,7 @@ func inlineValue(s string) Value {
 }
 
 func storeValue() Value {
-	return Value{InStore: true, Size: 1 << 40, Node: 5}
+	return Value{InStore: true, Size: 1 << 40, Node: 5, Off: 1 << 33}
 }
 
 // sampleMsgs returns messages of every type, in the normal form that
@@ -87,7 +87,7 @@ func sampleMsgs() []Msg {
 			Args:     []string{"-epochs=3", "--", "data dir/with space"}},
 		&Hello{Role: RoleDriver, Pid: -1},
 		&Welcome{Node: 2, Proc: math.MaxUint32, ClusterID: "c-1", HeadAddr: "10.0.0.1:7000", StoreDir: "/dev/shm/raygo",
-			InlineMax: 100 << 10, Config: map[string]string{"log": "debug", "empty": ""}},
+			ArenaSize: 8 << 30, InlineMax: 100 << 10, Config: map[string]string{"log": "debug", "empty": ""}},
 		&Welcome{Err: "registry mismatch: worker lacks example.com/pkg.f"},
 		&Submit{Spec: spec},
 		&Put{ID: oid(3, 7, 11, 0), Value: inlineValue("hello")},
@@ -542,7 +542,7 @@ func hostileFrames() map[string]hostile {
 	})
 	add("welcome config", func(e *Enc) {
 		e.U8(uint8(TWelcome))
-		e.b = append(e.b, 0, 0, 0, 0, 0, 0, 0)
+		e.b = append(e.b, 0, 0, 0, 0, 0, 0, 0, 0)
 	})
 	add("submit args", func(e *Enc) {
 		e.U8(uint8(TSubmit))
