@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -277,8 +276,12 @@ func (l *launch) waitForNodes(head *runtime.Head) int {
 		}
 		select {
 		case s := <-l.sigs:
-			l.logf("got %v while waiting for nodes; stopping", s)
-			return 128 + int(s.(syscall.Signal))
+			if isStop(s) {
+				l.logf("got %v while waiting for nodes; stopping", s)
+				return 128 + int(s.(syscall.Signal))
+			}
+			// An early warning before the driver runs has no one to go to.
+			l.logf("got %v while waiting for nodes; no driver to pass it to yet", s)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -317,7 +320,6 @@ func (l *launch) missing(nodes []wire.NodeInfo) string {
 		}
 		out = append(out, s)
 	}
-	sort.Strings(out)
 	if len(out) == 0 {
 		return "none"
 	}
@@ -354,8 +356,8 @@ func (l *launch) runDriver(path string, head *runtime.Head, agent *runtime.Agent
 			return code
 		case s := <-l.sigs:
 			cmd.Process.Signal(s)
-			switch s {
-			case syscall.SIGTERM, syscall.SIGINT:
+			switch {
+			case isStop(s):
 				if stopAt == nil {
 					l.logf("got %v: the driver has %v to finish", s, l.cfg.Grace)
 					stopAt = time.After(l.cfg.Grace)
@@ -397,12 +399,18 @@ func (l *launch) runNode(ctx context.Context) int {
 	stopWatch := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
-		// A signal while waiting for rank 0 ends the wait.
+		// SIGTERM or SIGINT while waiting for rank 0 ends the wait.
 		defer close(watched)
-		select {
-		case <-l.sigs:
-			cancel()
-		case <-stopWatch:
+		for {
+			select {
+			case s := <-l.sigs:
+				if isStop(s) {
+					cancel()
+					return
+				}
+			case <-stopWatch:
+				return
+			}
 		}
 	}()
 	endLookup := func() {
@@ -458,6 +466,12 @@ func (l *launch) runNode(ctx context.Context) int {
 		return ExitSetup
 	}
 	l.verbosef("joined %s as node %d", info.Addr, agent.ID())
+	// The batch system (scancel, mpirun, Kubernetes) sends SIGTERM to
+	// every rank at once, while the driver on rank 0 gets --grace to
+	// checkpoint, which may need this node: keep serving until rank 0
+	// stops the cluster, for at most the grace period and a margin. A
+	// second SIGTERM or SIGINT stops this node at once.
+	var stopAt <-chan time.Time
 	for {
 		select {
 		case <-agent.Done():
@@ -468,14 +482,33 @@ func (l *launch) runNode(ctx context.Context) int {
 			l.logf("node agent stopped: %s", why)
 			return ExitLostHead
 		case s := <-l.sigs:
-			if s == syscall.SIGTERM || s == syscall.SIGINT {
-				l.verbosef("got %v: stopping this node", s)
+			if !isStop(s) {
+				continue
+			}
+			if stopAt != nil {
+				l.logf("got %v again: stopping this node", s)
 				agent.Stop(2 * time.Second)
 				return 0
 			}
+			wait := l.cfg.Grace + nodeStopMargin
+			l.logf("got %v: serving until rank 0 stops the cluster (at most %v; send it again to stop now)", s, wait)
+			stopAt = time.After(wait)
+		case <-stopAt:
+			l.logf("rank 0 did not stop the cluster in time; stopping this node")
+			agent.Stop(2 * time.Second)
+			return 0
 		}
 	}
 }
+
+// nodeStopMargin is how much longer than --grace a node other than rank 0
+// serves after SIGTERM: rank 0 stops the cluster once the driver exits or
+// is killed at the end of its grace period.
+const nodeStopMargin = 5 * time.Second
+
+// isStop says whether s asks the launch to stop (the others are early
+// warnings for the driver).
+func isStop(s os.Signal) bool { return s == syscall.SIGTERM || s == syscall.SIGINT }
 
 // probe checks a published head answers with the published secret, so a
 // stale file from an earlier launch is not taken for this one.

@@ -2,7 +2,9 @@ package launcher
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/raygo/raygo/runtime"
 	"github.com/raygo/raygo/runtime/resources"
@@ -64,8 +66,12 @@ func NodeResources(role Role, f ResourceFlags, det resources.Node) (wire.Resourc
 		if f.GPUs <= len(gpus) {
 			gpus = gpus[:f.GPUs]
 		} else {
-			for i := len(gpus); i < f.GPUs; i++ {
-				gpus = append(gpus, strconv.Itoa(i))
+			// Declare the rest with the lowest device numbers not in use
+			// (CUDA_VISIBLE_DEVICES=2,3 and --num-gpus 3: 2,3,0).
+			for i := 0; len(gpus) < f.GPUs; i++ {
+				if id := strconv.Itoa(i); !slices.Contains(gpus, id) {
+					gpus = append(gpus, id)
+				}
 			}
 		}
 	}
@@ -89,17 +95,20 @@ func NodeResources(role Role, f ResourceFlags, det resources.Node) (wire.Resourc
 func slurmGPUs(role Role) ([]string, error) {
 	j := role.Slurm
 	var ids []string
+	var from string // the variable ids came from, for errors
 	switch {
 	case j.CUDAVisibleDevices != nil && !j.GPUNoDevFiles:
-		ids = append([]string{}, j.CUDAVisibleDevices...)
+		ids, from = append([]string{}, j.CUDAVisibleDevices...), "CUDA_VISIBLE_DEVICES"
 	case j.StepGPUs != nil:
 		for _, g := range j.StepGPUs {
 			ids = append(ids, strconv.Itoa(g))
 		}
+		from = "SLURM_STEP_GPUS"
 	case j.JobGPUs != nil:
 		for _, g := range j.JobGPUs {
 			ids = append(ids, strconv.Itoa(g))
 		}
+		from = "SLURM_JOB_GPUS"
 	case j.GPUsOnNode > 0:
 		for i := 0; i < j.GPUsOnNode; i++ {
 			ids = append(ids, strconv.Itoa(i))
@@ -107,8 +116,8 @@ func slurmGPUs(role Role) ([]string, error) {
 	default:
 		return nil, nil
 	}
-	if j.GPUsOnNode > 0 && len(ids) != j.GPUsOnNode && !j.GPUNoDevFiles {
-		return nil, fmt.Errorf("slurm: SLURM_GPUS_ON_NODE=%d but the step's devices are %v (CUDA_VISIBLE_DEVICES / SLURM_STEP_GPUS)", j.GPUsOnNode, ids)
+	if from != "" && j.GPUsOnNode > 0 && len(ids) != j.GPUsOnNode && !j.GPUNoDevFiles {
+		return nil, fmt.Errorf("slurm: SLURM_GPUS_ON_NODE=%d contradicts %s=%s (%d devices)", j.GPUsOnNode, from, strings.Join(ids, ","), len(ids))
 	}
 	return ids, nil
 }

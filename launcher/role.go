@@ -100,12 +100,16 @@ func DetectRole(m Manual, lookup func(string) (string, bool)) (Role, error) {
 		if err1 != nil || err2 != nil || rank < 0 || size < 1 || rank >= size {
 			return Role{}, fmt.Errorf("mpirun: %s=%q and %s=%q are not a rank and a size", v[0], get(v[0]), v[1], get(v[1]))
 		}
-		key := get("OMPI_MCA_orte_hnp_uri") + get("OMPI_MCA_ess_base_jobid") + get("PMIX_NAMESPACE") + get("PMI_FD") + get("PMI_PORT")
+		// Only values that are the same in every rank of one launch and
+		// differ between launches can name it. MPICH's Hydra sets none:
+		// PMI_FD is a descriptor number (the same in every launch) and
+		// PMI_PORT its local proxy's address (different on every node).
+		key := get("OMPI_MCA_orte_hnp_uri") + get("OMPI_MCA_ess_base_jobid") + get("PMIX_NAMESPACE")
 		if k := get("RAYGO_LAUNCH_KEY"); k != "" {
 			key = k
 		}
 		if key == "" {
-			return Role{}, fmt.Errorf("mpirun: nothing in the environment names this launch; set RAYGO_LAUNCH_KEY to the same value for every rank (e.g. mpirun -x RAYGO_LAUNCH_KEY=$RANDOM)")
+			return Role{}, fmt.Errorf("mpirun: nothing in the environment names this launch; set RAYGO_LAUNCH_KEY to the same value for every rank and a new one for every launch (MPICH: mpiexec -genv RAYGO_LAUNCH_KEY run-$$-$(date +%%s) ...)")
 		}
 		return Role{System: SystemMPI, Rank: rank, WorldSize: size, Key: "mpi-" + sanitizeKey(key), Head: get("RAYGO_HEAD"),
 			Labels: map[string]string{"system": SystemMPI, "rank": strconv.Itoa(rank)}}, nil

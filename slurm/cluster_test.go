@@ -30,10 +30,13 @@ func TestScriptOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	launcher := filepath.Join(dir, "fake launch") // a space, to test quoting
+	// No space in this name: the test cluster's proctrack/linuxproc cannot
+	// signal a process whose name holds one (the args test quoting instead).
+	launcher := filepath.Join(dir, "fake-launch")
 	err := os.WriteFile(launcher, []byte(`#!/bin/bash
 out="`+dir+`/task-$SLURM_PROCID"
-trap 'echo USR1 > "$out.signal"; exit 0' USR1
+trap 'date +%s.%N > "$out.signal"; exit 0' USR1
+date +%s.%N > "$out.start"
 printf '%s\n' "$@" > "$out.args"
 env > "$out.env"
 for i in $(seq 1 240); do sleep 0.5; done
@@ -88,7 +91,8 @@ for i in $(seq 1 240); do sleep 0.5; done
 			t.Errorf("task %d args = %q, want %q", rank, gotArgs, want)
 		}
 		if _, err := os.Stat(prefix + ".signal"); err != nil {
-			t.Errorf("task %d got no SIGUSR1 before the time limit\njob output:\n%s", rank, output)
+			start, _ := os.ReadFile(prefix + ".start")
+			t.Errorf("task %d (started %s) got no SIGUSR1 before the time limit\njob output:\n%s", rank, start, output)
 		}
 		envText, err := os.ReadFile(prefix + ".env")
 		if err != nil {
