@@ -138,9 +138,13 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	if err != nil {
 		return fmt.Errorf("raygo: join %s: %w", cfg.address, err)
 	}
-	agentAddr, err := runtime.LocalAgentAddr(ctx, cfg.address, secret)
-	if err != nil {
-		return fmt.Errorf("raygo: join %s: %w", cfg.address, err)
+	// raygo-launch names the agent of the driver's own node; otherwise
+	// find one on this host.
+	agentAddr := os.Getenv("RAYGO_DRIVER_AGENT")
+	if agentAddr == "" {
+		if agentAddr, err = runtime.LocalAgentAddr(ctx, cfg.address, secret); err != nil {
+			return fmt.Errorf("raygo: join %s: %w", cfg.address, err)
+		}
 	}
 	c, err := runtime.Connect(ctx, agentAddr, secret, wire.RoleDriver, prog, 0, 0)
 	if err != nil {

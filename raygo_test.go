@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -546,3 +547,20 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 var _ atomic.Int64
+
+// Workers belong to their agent: job-wide signals (Ctrl-C, scancel) must
+// not kill them while the driver finishes.
+func TestWorkersIgnoreJobSignals(t *testing.T) {
+	ctx := initLocal(t)
+	w := get(t, ctx, whoami.Remote())
+	for _, s := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		if err := syscall.Kill(w.Pid, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := syscall.Kill(w.Pid, 0); err != nil {
+		t.Fatalf("worker %d died of a job signal: %v", w.Pid, err)
+	}
+	get(t, ctx, whoami.Remote())
+}

@@ -205,7 +205,14 @@ func (l *launch) runHead(ctx context.Context) int {
 		return ExitSetup
 	}
 	defer os.RemoveAll(dir)
-	head, err := runtime.NewHead(listen, secret, runtime.NewClusterID(), l.logf)
+	head, err := runtime.NewHead(listen, secret, runtime.NewClusterID(), func(format string, args ...any) {
+		// Joins and leaves only with --verbose; refusals always.
+		if strings.Contains(format, "refused") {
+			l.logf(format, args...)
+		} else {
+			l.verbosef(format, args...)
+		}
+	})
 	if err != nil {
 		l.logf("%v", err)
 		return ExitSetup
@@ -336,6 +343,7 @@ func (l *launch) runDriver(path string, head *runtime.Head, agent *runtime.Agent
 		runtime.EnvAddress+"="+head.Addr(),
 		"RAYGO_SECRET_FILE="+secretFile,
 		"RAYGO_LAUNCH=1",
+		"RAYGO_DRIVER_AGENT="+agent.SocketAddr(),
 		"RAYGO_WORLD_SIZE="+strconv.Itoa(l.role.WorldSize),
 	)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, l.cfg.Stdout, l.cfg.Stderr
@@ -434,7 +442,12 @@ func (l *launch) runNode(ctx context.Context) int {
 		var err error
 		info, err = rv.Lookup(lookupCtx, func(h HeadInfo) error {
 			if h.Version != runtime.Version {
-				return fmt.Errorf("version mismatch: rank 0 (%s) runs raygo-launch %s, this node runs %s", h.Host, h.Version, runtime.Version)
+				err := fmt.Errorf("version mismatch: rank 0 (%s) runs raygo-launch %s, this node runs %s", h.Host, h.Version, runtime.Version)
+				if l.probe(lookupCtx, h) == nil {
+					// The head is live: this is this launch, and it cannot work.
+					return fmt.Errorf("%w: %v", ErrFinal, err)
+				}
+				return err
 			}
 			return l.probe(lookupCtx, h)
 		})

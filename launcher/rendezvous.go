@@ -32,6 +32,10 @@ func (h HeadInfo) SecretBytes() ([]byte, error) {
 	return b, nil
 }
 
+// ErrFinal, wrapped by an accept function's error, ends Lookup at once:
+// waiting cannot help (for example a live head of another version).
+var ErrFinal = errors.New("cannot join")
+
 // Rendezvous hands rank 0's HeadInfo to the other ranks through a directory
 // on a filesystem they all see (the home directory, or the job's submit
 // directory, on a cluster): DIR/KEY/head.json, the directory 0700 and the
@@ -133,6 +137,9 @@ func (r Rendezvous) Lookup(ctx context.Context, accept func(HeadInfo) error) (He
 				return HeadInfo{}, fmt.Errorf("rendezvous: %w", err)
 			}
 			if err := accept(info); err != nil {
+				if errors.Is(err, ErrFinal) {
+					return HeadInfo{}, fmt.Errorf("rendezvous through %s: %w", r.path(), err)
+				}
 				last = err
 				break
 			}

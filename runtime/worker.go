@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/raygo/raygo/runtime/codec"
@@ -80,6 +82,12 @@ type actorBox struct {
 // ServeWorker connects this process to the agent that started it and runs
 // what it is sent until the agent lets it go. It returns why it stopped.
 func ServeWorker(ctx context.Context, h Handler, prog Program) error {
+	// A worker belongs to its node agent, which stops it (a shutdown
+	// message, then SIGKILL; and the kernel kills it if the agent dies).
+	// Signals meant for the job as a whole (Ctrl-C in a terminal, scancel
+	// and the time limit, which Slurm sends to every process of the step)
+	// must not kill it while the driver still finishes or checkpoints.
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	secret, err := SecretFromEnv()
 	if err != nil {
 		return err
