@@ -193,11 +193,15 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 	storeDir := cfg.StoreDir
 	if storeDir == "" {
 		storeDir = objstore.DefaultDir(a.clusterID, fmt.Sprint(a.id))
+		// Stores of agents that were killed (SIGKILL at a job's end, OOM)
+		// are removed by the next agent on the machine.
+		SweepStaleStores(filepath.Dir(storeDir))
 	}
 	if a.store, err = objstore.Open(objstore.Config{Dir: storeDir, Limit: cfg.StoreLimit}); err != nil {
 		head.Abort()
 		return fail(fmt.Errorf("agent: node %d: %w", a.id, err))
 	}
+	os.WriteFile(filepath.Join(storeDir, ownerFile), []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600)
 	go serve(a.tcpLn, cfg.Secret, a.logf, a.handle)
 	go serve(a.unixLn, cfg.Secret, a.logf, a.handle)
 	go a.headLoop()

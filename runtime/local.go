@@ -121,6 +121,26 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 
 const ownerFile = "owner"
 
+// SweepStaleStores removes object stores under dir (raygo-* directories)
+// whose agent process no longer exists.
+func SweepStaleStores(dir string) {
+	stores, _ := filepath.Glob(filepath.Join(dir, "raygo-*"))
+	for _, d := range stores {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue
+		}
+		var pid int
+		if n, _ := fmt.Sscanf(string(b), "%d", &pid); n != 1 || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			continue
+		}
+		os.RemoveAll(d)
+	}
+}
+
 // SweepStale removes the state and shared-memory directories of embedded
 // clusters under tmp whose owning process no longer exists (it was killed
 // before it could clean up). Directories of live processes, other users'
