@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 # Packages whose tests also run under the race detector.
 CORE    := . ./runtime/... ./objstore/... ./raygotest/...
 
-.PHONY: all build demo test deps vet fmt-check unit race fuzz clean bench
+.PHONY: all build demo test deps vet fmt-check unit test-slurm race fuzz clean bench bench-launch
 
 all: build
 
@@ -24,7 +24,7 @@ build: deps
 demo: build
 	./$(BIN)/pipeline
 
-test: deps vet fmt-check unit race fuzz
+test: deps vet fmt-check unit test-slurm race fuzz
 
 vet:
 	$(GO) vet ./...
@@ -36,6 +36,12 @@ fmt-check:
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
 
+# raygo-launch on a real Slurm 22.05 cluster on this machine (scripts/slurm;
+# started if needed, which installs Slurm and needs root; skipped without
+# root when no cluster runs). About 30 s. See docs/slurm.md.
+test-slurm:
+	GO=$(GO) bash scripts/test-slurm.sh
+
 race:
 	$(GO) test -race -count=1 -timeout 15m $(CORE)
 
@@ -45,6 +51,9 @@ fuzz:
 
 bench:
 	$(GO) run ./benchmarks/core
+
+bench-launch:
+	GO=$(GO) bash benchmarks/launch/launch-time.sh
 
 clean:
 	rm -rf $(BIN)

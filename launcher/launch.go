@@ -226,7 +226,7 @@ func (l *launch) runHead(ctx context.Context) int {
 	defer agent.Stop(2 * time.Second)
 	rv := Rendezvous{Dir: l.cfg.RendezvousDir, Key: l.role.Key}
 	if l.role.Head == "" {
-		info := HeadInfo{Addr: head.Addr(), Secret: hex.EncodeToString(secret), Version: runtime.Version,
+		info := HeadInfo{Addr: head.Addr(), Secret: hex.EncodeToString(secret), Version: buildVersion(),
 			Pid: os.Getpid(), Cluster: head.ClusterID()}
 		info.Host, _ = os.Hostname()
 		if err := rv.Publish(info); err != nil {
@@ -271,12 +271,17 @@ func (l *launch) waitForNodes(head *runtime.Head) int {
 	delay := time.Millisecond
 	for {
 		nodes := head.Nodes()
-		alive := 0
+		// Count each rank once: a stray agent (another launch that found
+		// this head) must not make up for a missing one.
+		ranks := map[string]bool{}
 		for _, n := range nodes {
-			if n.Alive {
-				alive++
+			if r := n.Labels["rank"]; n.Alive && r != "" {
+				if i, err := strconv.Atoi(r); err == nil && i >= 0 && i < l.role.WorldSize {
+					ranks[r] = true
+				}
 			}
 		}
+		alive := len(ranks)
 		if alive >= l.role.WorldSize {
 			l.verbosef("all %d nodes joined in %v", alive, time.Since(l.start).Round(time.Millisecond))
 			return 0
@@ -429,7 +434,7 @@ func (l *launch) runNode(ctx context.Context) int {
 	if l.role.Head != "" {
 		secret, err := l.waitSecret(lookupCtx)
 		if err == nil {
-			info = HeadInfo{Addr: l.role.Head, Secret: hex.EncodeToString(secret), Version: runtime.Version}
+			info = HeadInfo{Addr: l.role.Head, Secret: hex.EncodeToString(secret), Version: buildVersion()}
 			err = l.waitHead(lookupCtx, info)
 		}
 		endLookup()
@@ -441,8 +446,8 @@ func (l *launch) runNode(ctx context.Context) int {
 		rv := Rendezvous{Dir: l.cfg.RendezvousDir, Key: l.role.Key}
 		var err error
 		info, err = rv.Lookup(lookupCtx, func(h HeadInfo) error {
-			if h.Version != runtime.Version {
-				err := fmt.Errorf("version mismatch: rank 0 (%s) runs raygo-launch %s, this node runs %s", h.Host, h.Version, runtime.Version)
+			if h.Version != buildVersion() {
+				err := fmt.Errorf("version mismatch: rank 0 (%s) runs raygo-launch %s, this node runs %s", h.Host, h.Version, buildVersion())
 				if l.probe(lookupCtx, h) == nil {
 					// The head is live: this is this launch, and it cannot work.
 					return fmt.Errorf("%w: %v", ErrFinal, err)
@@ -512,6 +517,11 @@ func (l *launch) runNode(ctx context.Context) int {
 			return 0
 		}
 	}
+}
+
+// buildVersion names the release and wire protocol: ranks must agree on both.
+func buildVersion() string {
+	return runtime.Version + "+wire" + strconv.Itoa(int(wire.Version))
 }
 
 // nodeStopMargin is how much longer than --grace a node other than rank 0

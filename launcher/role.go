@@ -83,7 +83,13 @@ func DetectRole(m Manual, lookup func(string) (string, bool)) (Role, error) {
 		if j.Partition != "" {
 			labels["partition"] = j.Partition
 		}
-		return Role{System: SystemSlurm, Rank: j.ProcID, WorldSize: j.NTasks, Key: "slurm-" + j.RendezvousKey(),
+		// Job IDs are unique only within one Slurm cluster; sites with
+		// several clusters often share home directories.
+		key := "slurm-" + j.RendezvousKey()
+		if c := get("SLURM_CLUSTER_NAME"); c != "" {
+			key = "slurm-" + sanitizeKey(c) + "-" + j.RendezvousKey()
+		}
+		return Role{System: SystemSlurm, Rank: j.ProcID, WorldSize: j.NTasks, Key: key,
 			Hosts: j.Nodes, Slurm: j, Labels: labels}, nil
 	}
 	// Open MPI, then MPICH and other PMI launchers.

@@ -130,6 +130,12 @@ func TestDetectRoleSlurm(t *testing.T) {
 	if r0.Key != r.Key || r0.Rank != 0 {
 		t.Errorf("rank 0: key %q rank %d, want key %q rank 0", r0.Key, r0.Rank, r.Key)
 	}
+	// The same job and step on another Slurm cluster is another launch.
+	ca := detect(t, noManual, slurmStep.with("SLURM_CLUSTER_NAME=alpha"))
+	cb := detect(t, noManual, slurmStep.with("SLURM_CLUSTER_NAME=beta"))
+	if ca.Key == cb.Key || ca.Key == r.Key || !strings.Contains(ca.Key, "alpha") {
+		t.Errorf("clusters alpha and beta: keys %q and %q", ca.Key, cb.Key)
+	}
 }
 
 func TestDetectRoleSlurmErrors(t *testing.T) {

@@ -4,6 +4,7 @@
 //	raygo start --address HOST:PORT     # another node joins
 //	raygo status --address HOST:PORT    # what the cluster has and does
 //	raygo stop --address HOST:PORT      # every node of that cluster exits
+//	raygo slurm script --nodes 4 -- ./prog   # a batch script for sbatch
 //
 // See docs/cli.md.
 package main
@@ -37,7 +38,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors and exits
-		Commands:        []*cli.Command{startCommand(), stopCommand(), statusCommand(), versionCommand()},
+		Commands:        []*cli.Command{startCommand(), stopCommand(), statusCommand(), slurmCommand(), versionCommand()},
 	}
 }
 
@@ -59,5 +60,9 @@ func versionCommand() *cli.Command {
 // usageError keeps flag mistakes short: the error and where to look,
 // instead of the whole help text.
 func usageError(c *cli.Context, err error, _ bool) error {
-	return fmt.Errorf("%w (see `raygo %s --help`)", err, c.Command.Name)
+	name := c.Command.HelpName // "raygo slurm script" for a subcommand
+	if name == "" {
+		name = "raygo " + c.Command.Name
+	}
+	return fmt.Errorf("%w (see `%s --help`)", err, name)
 }

@@ -15,7 +15,7 @@ import (
 
 // Version is the wire protocol version. Peers with another version are
 // refused during the handshake with an error naming both.
-const Version uint16 = 1
+const Version uint16 = 2
 
 // HandshakeTimeout bounds the whole handshake: a peer that connects and
 // stays silent is dropped.
