@@ -231,7 +231,7 @@ leftovers() {
 			s=$(dirname "$(dirname "$s")")
 			[ -e "$s" ] && echo "state dir $s"
 		done
-		for s in "$W"/rv/slurm-"$id".*; do [ -e "$s" ] && echo "rendezvous $s"; done
+		for s in "$W"/rv/slurm-"$id".* "$W"/rv/slurm-*-"$id".*; do [ -e "$s" ] && echo "rendezvous $s"; done
 		my_procs "$id" | sed 's/^/process /'
 	done
 	return 0
