@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 # Packages whose tests also run under the race detector.
-CORE    := . ./runtime/... ./objstore/... ./raygotest/...
+CORE    := . ./runtime/... ./objstore/... ./raygotest/... ./launcher/... ./slurm/...
 
 .PHONY: all build demo test deps vet fmt-check unit test-slurm race fuzz clean bench bench-launch
 
