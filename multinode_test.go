@@ -406,3 +406,21 @@ func TestKilledDriverIsSweptUp(t *testing.T) {
 		t.Fatalf("sweep left shm %v state %v", shm, state)
 	}
 }
+
+func TestActorRestartsAfterNodeDeath(t *testing.T) {
+	c, ctx := joinCluster(t, 3, raygotest.Options{})
+	a := counterType.With(raygo.MaxRestarts(1), raygo.OnNode(3, true)).Remote(raygo.Val(int64(5)))
+	if w := get(t, ctx, counterWhere.Remote(a)); w.Node != 3 {
+		t.Fatalf("actor on node %d, want 3", w.Node)
+	}
+	get(t, ctx, counterAdd.Remote(a, raygo.Val(int64(1))))
+	c.Kill(3)
+	// The owner restarts it on a live node; its state starts over.
+	got, err := counterAdd.With(raygo.MaxRetries(3)).Remote(a, raygo.Val(int64(1))).Get(ctx)
+	if err != nil || got != 6 {
+		t.Fatalf("call after node death: %d %v, want 6", got, err)
+	}
+	if w := get(t, ctx, counterWhere.Remote(a)); w.Node == 3 || w.Node == 0 {
+		t.Fatalf("restarted actor on node %d", w.Node)
+	}
+}

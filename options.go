@@ -19,6 +19,7 @@ type options struct {
 	actorName      string
 	namespace      string
 	maxConcurrency int32
+	maxRestarts    int32
 	dedicated      bool
 	strategy       wire.Strategy
 	err            error
@@ -89,6 +90,15 @@ func Resource(name string, amount float64) Option {
 // panics are retried too.
 func MaxRetries(n int) Option {
 	return func(o *options) { o.maxRetries, o.retriesSet = int32(n), true }
+}
+
+// MaxRestarts lets an actor be restarted up to n times (-1: without limit)
+// when its process or node dies: its constructor runs again in a new
+// process, so its state starts over. Calls queued meanwhile go to the new
+// incarnation; calls that were running fail with ErrActorDied unless the
+// method was called with MaxRetries. Kill never restarts. Default 0.
+func MaxRestarts(n int) Option {
+	return func(o *options) { o.maxRestarts = int32(n) }
 }
 
 // RetryOnError retries tasks that return an error or panic, within MaxRetries.
@@ -164,6 +174,7 @@ func (o *options) fill(spec *wire.TaskSpec, actor bool) {
 	spec.Dedicated = o.dedicated
 	spec.Strategy = o.strategy
 	spec.MaxConcurrency = o.maxConcurrency
+	spec.MaxRestarts = o.maxRestarts
 	spec.ActorName = o.actorName
 	spec.Namespace = o.namespace
 	if spec.ActorName != "" && spec.Namespace == "" {

@@ -564,3 +564,44 @@ func TestWorkersIgnoreJobSignals(t *testing.T) {
 	}
 	get(t, ctx, whoami.Remote())
 }
+
+func TestActorRestarts(t *testing.T) {
+	ctx := initLocal(t, raygo.Logger(t.Logf))
+	c := counterType.With(raygo.MaxRestarts(2), raygo.Dedicated()).Remote(raygo.Val(int64(100)))
+	_ = ctx
+	for round := 0; round < 3; round++ {
+		if got := get(t, ctx, counterAdd.Remote(c, raygo.Val(int64(1)))); got != 101 {
+			t.Fatalf("round %d: counter %d, want 101 (a fresh incarnation)", round, got)
+		}
+		w := get(t, ctx, counterWhere.Remote(c))
+		if err := syscall.Kill(w.Pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		// Wait for the process to be gone before calling again.
+		for syscall.Kill(w.Pid, 0) == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if round < 2 {
+			// Calls made while it restarts go to the new incarnation.
+			continue
+		}
+		_, err := counterGet.Remote(c).Get(ctx)
+		var te *raygo.TaskError
+		if !errors.Is(err, raygo.ErrActorDied) || !errors.As(err, &te) || !strings.Contains(err.Error(), "after 2 restarts") {
+			t.Fatalf("after the restarts are used up: %v", err)
+		}
+		return
+	}
+}
+
+func TestActorKillIsFinal(t *testing.T) {
+	ctx := initLocal(t)
+	c := counterType.With(raygo.MaxRestarts(-1)).Remote(raygo.Val(int64(0)))
+	get(t, ctx, counterAdd.Remote(c, raygo.Val(int64(1))))
+	if err := c.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := counterGet.Remote(c).Get(ctx); !errors.Is(err, raygo.ErrActorDied) {
+		t.Fatalf("call after Kill of a restartable actor: %v", err)
+	}
+}

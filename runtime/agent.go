@@ -120,7 +120,8 @@ type Agent struct {
 	groups    map[uint64]*groupRoute
 	remote    map[wire.ObjectID]int32 // refs held on this node to objects owned elsewhere
 	spread    int
-	fnMicros  map[string]float64 // recent run time of each function, for lease sizes
+	fnMicros  map[string]float64           // recent run time of each function, for lease sizes
+	ownActors map[wire.ActorID]*ownedActor // actors created on this node
 	nextLease uint64
 	loadGen   uint64 // bumped on every change worth reporting
 	stopped   bool
@@ -144,7 +145,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 		owned: map[wire.TaskID]*ownedTask{}, running: map[wire.TaskID]*execTask{},
 		queues: map[string]*taskQueue{}, avail: copyRes(cfg.Resources), freeGPUs: append([]string(nil), cfg.GPUs...),
 		bundles: map[bundleKey]*bundle{}, actors: map[wire.ActorID]*localActor{}, routes: map[wire.ActorID]*actorRoute{},
-		calls: map[callKey]*callQueue{}, fnMicros: map[string]float64{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
+		calls: map[callKey]*callQueue{}, fnMicros: map[string]float64{}, ownActors: map[wire.ActorID]*ownedActor{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
 		done: make(chan struct{}),
 	}
 	var err error
@@ -391,6 +392,7 @@ func (a *Agent) reportLoop() {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	var sent uint64
+	var last time.Time
 	for {
 		select {
 		case <-a.done:
@@ -398,11 +400,14 @@ func (a *Agent) reportLoop() {
 		case <-t.C:
 		}
 		a.mu.Lock()
-		if a.loadGen == sent {
+		// A report when something changed, and at least every
+		// HeartbeatInterval: the head declares a silent node dead.
+		if a.loadGen == sent && time.Since(last) < HeartbeatInterval {
 			a.mu.Unlock()
 			continue
 		}
 		sent = a.loadGen
+		last = time.Now()
 		l := &wire.Load{Available: copyRes(a.avail), Tasks: uint64(len(a.running) + len(a.owned)),
 			Actors: uint64(a.liveActorsLocked()), Objects: uint64(len(a.objs)), StoreUsed: uint64(a.store.Used())}
 		a.mu.Unlock()

@@ -197,6 +197,8 @@ func (a *Agent) peerMsgLocked(from wire.NodeID, m wire.Msg) {
 		a.cancelExecLocked(m.Task, m.Force)
 	case *wire.KillActor:
 		a.killLocalActorLocked(m.Actor, "killed by its caller")
+	case *wire.ActorDown:
+		a.actorDownLocked(m)
 	case *wire.Shutdown:
 		// The other node is stopping; its connection ends next.
 	default:

@@ -238,8 +238,14 @@ func (a *Agent) endJobLocked(id uint64) {
 	}
 	for aid, act := range a.actors {
 		if act.create != nil && act.create.spec.Job == id {
-			a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: aid, Name: act.class(), Node: a.id, Message: "its driver exited"})
+			a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: aid, Name: act.class(), Node: a.id, Message: "its driver exited"}, false)
 			delete(a.actors, aid)
+		}
+	}
+	for aid, oa := range a.ownActors {
+		if oa.spec.Job == id {
+			a.unpinActorArgsLocked(oa)
+			delete(a.ownActors, aid)
 		}
 	}
 	for tid, et := range a.running {

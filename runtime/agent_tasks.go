@@ -25,7 +25,11 @@ type ownedTask struct {
 	upstream  *wire.TaskError
 	callq     *callQueue
 	scheduled bool
+	reroutes  int // times an actor call was sent again after its actor moved
 }
+
+// maxReroutes bounds how often one actor call follows its actor around.
+const maxReroutes = 20
 
 // execTask is a task running (or about to) on this node.
 type execTask struct {
@@ -110,12 +114,13 @@ const (
 )
 
 type localActor struct {
-	id     wire.ActorID
-	create *execTask
-	worker *workerProc
-	state  uint8
-	dead   *wire.TaskError
-	order  []*execTask // calls not yet handed to the worker, in arrival order
+	restartable bool // died in a way its owner may restart it from
+	id          wire.ActorID
+	create      *execTask
+	worker      *workerProc
+	state       uint8
+	dead        *wire.TaskError
+	order       []*execTask // calls not yet handed to the worker, in arrival order
 }
 
 func (act *localActor) class() string {
@@ -180,6 +185,7 @@ func (a *Agent) submitLocked(p *proc, spec *wire.TaskSpec) {
 	}
 	if spec.Kind == wire.KindActorCreate {
 		a.routes[id] = &actorRoute{resolving: true}
+		a.ownActors[id] = &ownedActor{spec: *spec}
 	}
 	a.loadGen++
 	ot.deps = 1
@@ -555,6 +561,33 @@ func (a *Agent) completeLocked(d *wire.Done) {
 	if ot == nil || d.Attempt != ot.attempt {
 		return
 	}
+	if d.Err != nil && !ot.cancelled && ot.spec.Kind == wire.KindActorCall &&
+		(d.Err.Kind == wire.ErrKindActorMoved || (d.Err.Kind == wire.ErrKindActorDied && ot.retries != 0)) && ot.reroutes < maxReroutes {
+		// The actor is restarting or elsewhere: ask where it is and send
+		// the call again (a call that had started counts as a retry).
+		ot.reroutes++
+		if d.Err.Kind == wire.ErrKindActorDied && ot.retries > 0 {
+			ot.retries--
+		}
+		ot.attempt++
+		ot.node, ot.scheduled = 0, false
+		if r := a.routes[ot.spec.Actor]; r != nil && !r.resolving && (r.dead == nil || d.Err.Kind == wire.ErrKindActorMoved) {
+			delete(a.routes, ot.spec.Actor)
+		}
+		cq := ot.callq
+		if cq == nil {
+			cq = &callQueue{key: callKey{0, ot.spec.Actor}}
+		}
+		if cur := a.calls[cq.key]; cur != nil {
+			cq = cur
+		} else {
+			a.calls[cq.key] = cq
+		}
+		ot.callq = cq
+		cq.tasks = append([]*ownedTask{ot}, cq.tasks...)
+		a.drainCallsLocked(cq)
+		return
+	}
 	if d.Err != nil && !ot.cancelled && a.retryableLocked(ot, d.Err) {
 		if ot.retries > 0 {
 			ot.retries--
@@ -637,8 +670,10 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 			a.freeLocked(o)
 		}
 	}
+	// A restartable actor keeps its constructor's arguments for restarts.
+	keepArgs := spec.Kind == wire.KindActorCreate && terr == nil && spec.MaxRestarts != 0 && spec.NumReturns > 0
 	for i := range spec.Args {
-		if spec.Args[i].IsRef {
+		if spec.Args[i].IsRef && !keepArgs {
 			a.refLocked(spec.Args[i].Ref, -1)
 		}
 	}
@@ -699,8 +734,8 @@ func (a *Agent) admitLocked(et *execTask) {
 	switch spec.Kind {
 	case wire.KindActorCall:
 		act := a.actors[spec.Actor]
-		if act == nil {
-			a.failExecLocked(et, a.taskError(wire.ErrKindActorDied, spec, et.attempt, "actor %s does not live on node %d", spec.Actor, a.id))
+		if act == nil || (act.state == actorDead && act.restartable) {
+			a.failExecLocked(et, a.taskError(wire.ErrKindActorMoved, spec, et.attempt, "actor %s is not on node %d", spec.Actor, a.id))
 			return
 		}
 		if act.state == actorDead {
@@ -1036,7 +1071,11 @@ func (a *Agent) pumpActorLocked(act *localActor) {
 		}
 		if act.state == actorDead {
 			act.order = act.order[1:]
-			terr := a.taskError(wire.ErrKindActorDied, et.spec, et.attempt, "actor %s (%s) is dead", act.id, et.spec.Func)
+			kind := wire.ErrKindActorDied
+			if act.restartable {
+				kind = wire.ErrKindActorMoved // it never started here: send it to the next incarnation
+			}
+			terr := a.taskError(kind, et.spec, et.attempt, "actor %s (%s) is dead", act.id, et.spec.Func)
 			terr.Cause = act.dead
 			a.failExecLocked(et, terr)
 			continue
@@ -1111,7 +1150,7 @@ func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
 			}()
 			a.pumpActorLocked(act)
 		} else if act != nil && d.Err != nil {
-			a.actorDiedLocked(act, d.Err)
+			a.actorDiedLocked(act, d.Err, false)
 		}
 	case wire.KindTask:
 		if d.Micros > 0 {
@@ -1159,7 +1198,7 @@ func (a *Agent) failExecLocked(et *execTask, terr *wire.TaskError) {
 	switch et.spec.Kind {
 	case wire.KindActorCreate:
 		if act := a.actors[et.spec.ID]; act != nil {
-			a.actorDiedLocked(act, terr)
+			a.actorDiedLocked(act, terr, false)
 		}
 	case wire.KindTask:
 		a.taskEndedLocked(et)
@@ -1229,7 +1268,7 @@ func (a *Agent) killLocalActorLocked(actor wire.ActorID, why string) {
 		return
 	}
 	w := act.worker
-	a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: actor, Name: act.class(), Node: a.id, Message: why})
+	a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: actor, Name: act.class(), Node: a.id, Message: why}, false)
 	if w != nil {
 		if w.dedicated {
 			w.kill()
@@ -1241,12 +1280,13 @@ func (a *Agent) killLocalActorLocked(actor wire.ActorID, why string) {
 
 // actorDiedLocked marks an actor dead here, fails its queued calls, frees
 // its resources and tells the head.
-func (a *Agent) actorDiedLocked(act *localActor, terr *wire.TaskError) {
+func (a *Agent) actorDiedLocked(act *localActor, terr *wire.TaskError, restartable bool) {
 	if act.state == actorDead {
 		return
 	}
 	act.state = actorDead
 	act.dead = terr
+	act.restartable = restartable
 	if act.create != nil {
 		a.releaseLocked(act.create)
 	}
@@ -1261,16 +1301,87 @@ func (a *Agent) actorDiedLocked(act *localActor, terr *wire.TaskError) {
 			}
 		}
 	}
-	if r := a.routes[act.id]; r != nil {
-		r.dead = terr
-	}
 	a.pumpActorLocked(act)
 	a.loadGen++
-	id, msg := act.id, terr.Message
+	// The actor's owner decides whether it restarts.
+	down := &wire.ActorDown{Actor: act.id, Restartable: restartable, Err: terr}
+	if owner := act.id.Node; owner != a.id {
+		if r := a.routes[act.id]; r != nil && r.node == a.id {
+			delete(a.routes, act.id)
+		}
+		a.sendPeerLocked(owner, down)
+	} else {
+		a.actorDownLocked(down)
+	}
+}
+
+// ownedActor is what the node that created an actor keeps to restart it.
+type ownedActor struct {
+	spec     wire.TaskSpec // the creation
+	restarts int32
+	dead     bool
+	unpinned bool
+}
+
+// unpinActorArgsLocked lets go of the constructor arguments a restartable
+// actor kept.
+func (a *Agent) unpinActorArgsLocked(oa *ownedActor) {
+	if oa.spec.MaxRestarts == 0 || oa.unpinned {
+		return
+	}
+	oa.unpinned = true
+	for i := range oa.spec.Args {
+		if oa.spec.Args[i].IsRef {
+			a.refLocked(oa.spec.Args[i].Ref, -1)
+		}
+	}
+}
+
+// actorDownLocked decides, at the actor's owner, whether a stopped actor
+// restarts (a new process runs its constructor again; its state is lost)
+// or is dead for good.
+func (a *Agent) actorDownLocked(m *wire.ActorDown) {
+	id := m.Actor
+	oa := a.ownActors[id]
+	if oa == nil || oa.dead {
+		return
+	}
+	r := a.routes[id]
+	if r == nil {
+		r = &actorRoute{}
+		a.routes[id] = r
+	}
+	max := oa.spec.MaxRestarts
+	if m.Restartable && (max < 0 || oa.restarts < max) && a.jobs[oa.spec.Job] != nil {
+		oa.restarts++
+		a.logf("actor %s (%s) stopped (%s); restart %d of %d", id, oa.spec.Func, m.Err.Message, oa.restarts, max)
+		r.node, r.dead, r.resolving = 0, nil, true
+		go a.headCalls.call(context.Background(), a.head, wire.OpActorMoving, encode(func(e *wire.Enc) { e.TaskID(id) }))
+		spec := oa.spec
+		spec.NumReturns = 0 // the first creation's result already exists
+		ot := &ownedTask{spec: spec, attempt: uint32(oa.restarts), retries: 0}
+		a.owned[id] = ot
+		for i := range spec.Args {
+			if spec.Args[i].IsRef {
+				a.refLocked(spec.Args[i].Ref, 1)
+			}
+		}
+		a.scheduleLocked(ot)
+		return
+	}
+	oa.dead = true
+	a.unpinActorArgsLocked(oa)
+	why := m.Err.Message
+	if m.Restartable && max != 0 {
+		why = fmt.Sprintf("%s (after %d restarts)", why, oa.restarts)
+	}
+	terr := &wire.TaskError{Kind: wire.ErrKindActorDied, Task: id, Name: oa.spec.Func, Node: m.Err.Node, Pid: m.Err.Pid, Message: why, Cause: m.Err.Cause}
+	r.resolving, r.dead = false, terr
+	a.drainActorCallsLocked(id)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		a.headCalls.call(ctx, a.head, wire.OpActorDead, encode(func(e *wire.Enc) { e.TaskID(id); e.Str(msg) }))
+		a.headCalls.call(ctx, a.head, wire.OpActorDead, encode(func(e *wire.Enc) { e.TaskID(id); e.Str(why) }))
 	}()
 }
 
@@ -1291,8 +1402,14 @@ func (a *Agent) nodeDiedLocked(n wire.NodeID) {
 		}
 	}
 	for id, r := range a.routes {
-		if !r.resolving && r.node == n && r.dead == nil {
-			r.dead = &wire.TaskError{Kind: wire.ErrKindActorDied, Task: id, Node: n, Message: fmt.Sprintf("its node %d died", n)}
+		if r.resolving || r.node != n || r.dead != nil {
+			continue
+		}
+		if a.ownActors[id] != nil {
+			a.actorDownLocked(&wire.ActorDown{Actor: id, Restartable: true,
+				Err: &wire.TaskError{Kind: wire.ErrKindActorDied, Task: id, Node: n, Message: fmt.Sprintf("its node %d died", n)}})
+		} else {
+			delete(a.routes, id) // its owner decides; ask the head again
 		}
 	}
 }

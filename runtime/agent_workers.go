@@ -165,7 +165,7 @@ func (a *Agent) workerExitedLocked(w *workerProc, err error) {
 	}
 	for _, act := range w.actors {
 		a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: act.id, Name: act.class(), Node: a.id, Pid: int64(pid),
-			Message: fmt.Sprintf("its worker process (pid %d) on node %d ended: %s", pid, a.id, why)})
+			Message: fmt.Sprintf("its worker process (pid %d) on node %d ended: %s", pid, a.id, why)}, true)
 	}
 	for _, et := range w.tasks {
 		kind := wire.ErrKindWorkerDied

@@ -19,6 +19,8 @@ import (
 type Head struct {
 	secret    []byte
 	clusterID string
+	// DeadAfter is how long a silent node lives; set before nodes join.
+	DeadAfter time.Duration
 	ln        net.Listener
 	logf      func(string, ...any)
 
@@ -43,7 +45,19 @@ type Head struct {
 	stopOnce  sync.Once
 }
 
+// How a node that stops answering is found out: agents report at least
+// every HeartbeatInterval, and the head declares a node dead when nothing
+// has come from it for Head.DeadAfter (default DefaultDeadAfter). Its
+// connection is then closed, so a node that was only frozen (SIGSTOP, a
+// stalled network) cannot come back half-alive: its agent stops when it
+// notices.
+const (
+	HeartbeatInterval = 250 * time.Millisecond
+	DefaultDeadAfter  = 2 * time.Second
+)
+
 type headNode struct {
+	seen  time.Time // last message from the node
 	info  wire.NodeInfo
 	load  wire.Load
 	conn  *wire.Conn
@@ -84,6 +98,7 @@ func NewHead(addr string, secret []byte, clusterID string, logf func(string, ...
 		actors: make(map[wire.ActorID]*headActor), names: make(map[string]wire.ActorID),
 		groups: make(map[uint64]*headGroup), done: make(chan struct{}),
 	}
+	h.DeadAfter = DefaultDeadAfter
 	go serve(ln, secret, logf, h.handle)
 	go h.tick()
 	return h, nil
@@ -163,7 +178,7 @@ func (h *Head) handle(conn *wire.Conn, role wire.Role) {
 	}
 	h.nextNode++
 	id := h.nextNode
-	n := &headNode{conn: conn, info: wire.NodeInfo{
+	n := &headNode{conn: conn, seen: time.Now(), info: wire.NodeInfo{
 		ID: id, Addr: hello.Addr, Hostname: hello.Hostname, Alive: true,
 		Total: hello.Resources, Available: copyRes(hello.Resources), Labels: hello.Labels,
 	}}
@@ -179,6 +194,9 @@ func (h *Head) handle(conn *wire.Conn, role wire.Role) {
 		if err != nil {
 			break
 		}
+		h.mu.Lock()
+		n.seen = time.Now()
+		h.mu.Unlock()
 		switch m := m.(type) {
 		case *wire.Load:
 			h.mu.Lock()
@@ -203,8 +221,18 @@ func (h *Head) nodeGone(n *headNode) {
 	n.conn = nil
 	stopping := h.stopping
 	for id, a := range h.actors {
-		if a.node == n.info.ID && a.dead == "" {
-			h.actorDeadLocked(id, a, fmt.Sprintf("its node %d died", n.info.ID))
+		if a.dead != "" {
+			continue
+		}
+		owner := h.nodes[id.Node]
+		switch {
+		case id.Node == n.info.ID || owner == nil || !owner.info.Alive:
+			// Its owner is gone: nobody will restart it.
+			if a.node == n.info.ID || id.Node == n.info.ID {
+				h.actorDeadLocked(id, a, fmt.Sprintf("node %d died", n.info.ID))
+			}
+		case a.node == n.info.ID:
+			a.node = 0 // its owner restarts it or declares it dead
 		}
 	}
 	h.mu.Unlock()
@@ -223,6 +251,18 @@ func (h *Head) tick() {
 		case <-h.done:
 			return
 		case <-t.C:
+		}
+		h.mu.Lock()
+		var silent []*wire.Conn
+		for _, n := range h.nodes {
+			if n.info.Alive && n.conn != nil && time.Since(n.seen) > h.DeadAfter {
+				h.logf("node %d declared dead: nothing from it for %v (limit %v)", n.info.ID, time.Since(n.seen).Round(time.Millisecond), h.DeadAfter)
+				silent = append(silent, n.conn)
+			}
+		}
+		h.mu.Unlock()
+		for _, c := range silent {
+			c.Abort() // its reader sees the error and calls nodeGone
 		}
 		h.mu.Lock()
 		dirty := h.viewDirty
@@ -410,6 +450,17 @@ func (h *Head) serveOp(op wire.Op, body []byte, from wire.NodeID) ([]byte, error
 			h.actors[id] = a
 		}
 		h.actorDeadLocked(id, a, why)
+		h.mu.Unlock()
+		return nil, nil
+	case wire.OpActorMoving:
+		var id wire.ActorID
+		if err := decodeBody(body, func(d *wire.Dec) { id = d.TaskID() }); err != nil {
+			return nil, err
+		}
+		h.mu.Lock()
+		if a := h.actors[id]; a != nil && a.dead == "" {
+			a.node = 0 // locate waits for the new incarnation's node
+		}
 		h.mu.Unlock()
 		return nil, nil
 	case wire.OpActorLookup:

@@ -27,11 +27,12 @@ const (
 	TLoad
 	TKillActor
 	TShutdown
+	TActorDown
 	tEnd
 )
 
 var typeNames = [...]string{"", "hello", "welcome", "submit", "put", "refs", "subscribe", "object",
-	"cancel", "exec", "done", "req", "rep", "forward", "free", "node-hello", "view", "load", "kill-actor", "shutdown"}
+	"cancel", "exec", "done", "req", "rep", "forward", "free", "node-hello", "view", "load", "kill-actor", "shutdown", "actor-down"}
 
 func (t Type) String() string {
 	if t > 0 && t < tEnd {
@@ -93,6 +94,8 @@ func Decode(frame []byte) (Msg, error) {
 		m = new(KillActor)
 	case TShutdown:
 		m = new(Shutdown)
+	case TActorDown:
+		m = new(ActorDown)
 	default:
 		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, frame[0])
 	}
@@ -358,6 +361,7 @@ const (
 	ErrKindObjectLost                     // an object it needs is gone
 	ErrKindActorDied                      // the actor is dead
 	ErrKindSystem                         // anything else the runtime could not do
+	ErrKindActorMoved                     // the actor is not (or no longer) on the node asked: ask where it is now
 )
 
 // TaskError is a failure carried on the wire, with where it happened.
@@ -866,6 +870,27 @@ func (*Shutdown) Type() Type      { return TShutdown }
 func (m *Shutdown) Encode(e *Enc) { e.Str(m.Reason) }
 func (m *Shutdown) Decode(d *Dec) { m.Reason = d.Str() }
 
+// ActorDown tells an actor's owner (the node that created it) that the
+// actor stopped: the owner restarts it (Restartable, within MaxRestarts)
+// or records it dead for good.
+type ActorDown struct {
+	Actor       ActorID
+	Restartable bool
+	Err         *TaskError
+}
+
+func (*ActorDown) Type() Type { return TActorDown }
+func (m *ActorDown) Encode(e *Enc) {
+	e.TaskID(m.Actor)
+	e.Bool(m.Restartable)
+	e.TaskError(m.Err)
+}
+func (m *ActorDown) Decode(d *Dec) {
+	m.Actor = d.TaskID()
+	m.Restartable = d.Bool()
+	m.Err = d.TaskError()
+}
+
 // Op names a request kind carried by Req.
 type Op uint8
 
@@ -891,6 +916,7 @@ const (
 	OpJobRegister // head: a driver program starts
 	OpJobEnd      // head: a driver program ended
 	OpRelease     // agent: drop a reservation made by OpCreate
+	OpActorMoving // head: an actor is restarting; locate waits for its new node
 )
 
 // Codes for Rep.Code.

@@ -116,6 +116,7 @@ func sampleMsgs() []Msg {
 		&Load{Available: Resources{"CPU": 3.25}, Tasks: 10, Actors: 2, Objects: 1 << 20, StoreUsed: 1 << 35},
 		&KillActor{Actor: ActorID{2, 1, 9}, NoRestart: true},
 		&Shutdown{Reason: "raygo stop"},
+		&ActorDown{Actor: TaskID{1, 2, 3}, Restartable: true, Err: sampleErr()},
 	}
 }
 
