@@ -424,3 +424,66 @@ func TestActorRestartsAfterNodeDeath(t *testing.T) {
 		t.Fatalf("restarted actor on node %d", w.Node)
 	}
 }
+
+var fill = raygo.Func2("test.fill", func(ctx context.Context, n int, v float64) ([]float64, error) {
+	xs := make([]float64, n)
+	for i := range xs {
+		xs[i] = v
+	}
+	return xs, nil
+})
+
+// TestLostObjectsAreRebuilt: objects whose only copy was on a node that
+// died are made again by running their tasks again (their lineage), and
+// the pipeline's answer does not change.
+func TestLostObjectsAreRebuilt(t *testing.T) {
+	c, ctx := joinCluster(t, 3, raygotest.Options{CPUs: 2})
+	const n = 24
+	parts := make([]raygo.Ref[[]float64], n)
+	for i := range parts {
+		parts[i] = fill.With(raygo.Spread()).Remote(raygo.Val(64<<10), raygo.Val(float64(i))) // 512 KiB: stored
+	}
+	// Wait without fetching: every part is in some node's store.
+	waitFor(t, func() bool { return storeUsed(t, ctx) >= n*(512<<10) })
+	c.Kill(3)
+	sums := make([]raygo.Ref[float64], n)
+	for i := range parts {
+		sums[i] = sumFloats.Remote(parts[i])
+	}
+	got, err := raygo.GetAll(ctx, sums)
+	if err != nil {
+		t.Fatalf("pipeline after node 3 died: %v", err)
+	}
+	for i, s := range got {
+		if want := float64(i) * (64 << 10); s != want {
+			t.Fatalf("sum %d = %g, want %g", i, s, want)
+		}
+	}
+	var rebuilt uint64
+	for _, a := range c.Nodes[:2] {
+		rebuilt += a.Reconstructions()
+	}
+	if rebuilt == 0 {
+		t.Fatal("no task was run again, yet node 3 held some of the parts")
+	}
+	t.Logf("%d tasks run again to rebuild parts lost with node 3", rebuilt)
+}
+
+var putOnNode = raygo.Func1("test.putOnNode", func(ctx context.Context, n int) (Box, error) {
+	r, err := raygo.Put(ctx, make([]float64, n))
+	return Box{Label: "put by a task", Data: r}, err
+})
+
+// TestOwnerDeath: an object put by a task on a node that dies is owned by
+// that node; getting it fails with an error naming the object and node.
+func TestOwnerDeath(t *testing.T) {
+	c, ctx := joinCluster(t, 3, raygotest.Options{})
+	box := get(t, ctx, putOnNode.With(raygo.OnNode(2, false)).Remote(raygo.Val(64<<10)))
+	c.Kill(2)
+	short, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := box.Data.Get(short)
+	if !errors.Is(err, raygo.ErrObjectLost) || !strings.Contains(err.Error(), "node 2") {
+		t.Fatalf("get of an object whose owner died: %v", err)
+	}
+}

@@ -100,35 +100,40 @@ type Agent struct {
 	sockPath  string
 	store     *objstore.Store
 
-	mu        sync.Mutex
-	view      map[wire.NodeID]wire.NodeInfo
-	jobs      map[uint64]*job
-	procs     map[wire.ProcID]*proc
-	nextProc  wire.ProcID
-	peers     map[wire.NodeID]*peer
-	objs      map[wire.ObjectID]*obj
-	owned     map[wire.TaskID]*ownedTask
-	running   map[wire.TaskID]*execTask
-	queues    map[string]*taskQueue
-	qorder    []string
-	avail     wire.Resources
-	freeGPUs  []string
-	bundles   map[bundleKey]*bundle
-	actors    map[wire.ActorID]*localActor
-	routes    map[wire.ActorID]*actorRoute
-	calls     map[callKey]*callQueue
-	groups    map[uint64]*groupRoute
-	remote    map[wire.ObjectID]int32 // refs held on this node to objects owned elsewhere
-	spread    int
-	fnMicros  map[string]float64           // recent run time of each function, for lease sizes
-	ownActors map[wire.ActorID]*ownedActor // actors created on this node
-	nextLease uint64
-	loadGen   uint64 // bumped on every change worth reporting
-	stopped   bool
-	why       string // why it stopped
-	done      chan struct{}
-	stopOnce  sync.Once
-	workerWG  sync.WaitGroup
+	mu              sync.Mutex
+	view            map[wire.NodeID]wire.NodeInfo
+	jobs            map[uint64]*job
+	procs           map[wire.ProcID]*proc
+	nextProc        wire.ProcID
+	peers           map[wire.NodeID]*peer
+	objs            map[wire.ObjectID]*obj
+	owned           map[wire.TaskID]*ownedTask
+	running         map[wire.TaskID]*execTask
+	queues          map[string]*taskQueue
+	qorder          []string
+	avail           wire.Resources
+	freeGPUs        []string
+	bundles         map[bundleKey]*bundle
+	actors          map[wire.ActorID]*localActor
+	routes          map[wire.ActorID]*actorRoute
+	calls           map[callKey]*callQueue
+	groups          map[uint64]*groupRoute
+	remote          map[wire.ObjectID]int32 // refs held on this node to objects owned elsewhere
+	spread          int
+	fnMicros        map[string]float64           // recent run time of each function, for lease sizes
+	ownActors       map[wire.ActorID]*ownedActor // actors created on this node
+	lineage         map[wire.TaskID]*lineage     // how to rebuild stored results owned here
+	lineageOrder    []lineageRef
+	lineageBytes    int
+	lineageSeq      uint64
+	reconstructions uint64 // tasks run again to rebuild lost objects
+	nextLease       uint64
+	loadGen         uint64 // bumped on every change worth reporting
+	stopped         bool
+	why             string // why it stopped
+	done            chan struct{}
+	stopOnce        sync.Once
+	workerWG        sync.WaitGroup
 }
 
 // StartAgent joins the head and starts serving.
@@ -145,7 +150,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 		owned: map[wire.TaskID]*ownedTask{}, running: map[wire.TaskID]*execTask{},
 		queues: map[string]*taskQueue{}, avail: copyRes(cfg.Resources), freeGPUs: append([]string(nil), cfg.GPUs...),
 		bundles: map[bundleKey]*bundle{}, actors: map[wire.ActorID]*localActor{}, routes: map[wire.ActorID]*actorRoute{},
-		calls: map[callKey]*callQueue{}, fnMicros: map[string]float64{}, ownActors: map[wire.ActorID]*ownedActor{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
+		calls: map[callKey]*callQueue{}, fnMicros: map[string]float64{}, ownActors: map[wire.ActorID]*ownedActor{}, lineage: map[wire.TaskID]*lineage{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
 		done: make(chan struct{}),
 	}
 	var err error
@@ -222,6 +227,14 @@ func (a *Agent) liveActorsLocked() int {
 		}
 	}
 	return n
+}
+
+// Reconstructions counts tasks this node ran again to rebuild objects lost
+// with a node.
+func (a *Agent) Reconstructions() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reconstructions
 }
 
 // ClusterID names the cluster the agent belongs to.

@@ -81,6 +81,9 @@ func (a *Agent) refLocked(id wire.ObjectID, delta int32) {
 // freeLocked drops an owned object everywhere.
 func (a *Agent) freeLocked(o *obj) {
 	delete(a.objs, o.id)
+	if o.id.Index > 0 {
+		a.resultFreedLocked(o.id)
+	}
 	if o.here {
 		a.store.Delete(o.id.FileName())
 	}
@@ -141,6 +144,10 @@ func (a *Agent) whenReadyLocked(id wire.ObjectID, f func(*obj)) {
 			return
 		}
 	} else if o == nil {
+		if v, ok := a.view[id.Owner()]; ok && !v.Alive {
+			f(&obj{id: id, state: objFailed, err: a.objectLost(id, fmt.Sprintf("its owner, node %d, died", id.Owner()))})
+			return
+		}
 		o = &obj{id: id}
 		a.objs[id] = o
 	}

@@ -25,7 +25,8 @@ type ownedTask struct {
 	upstream  *wire.TaskError
 	callq     *callQueue
 	scheduled bool
-	reroutes  int // times an actor call was sent again after its actor moved
+	reroutes  int  // times an actor call was sent again after its actor moved
+	rebuild   bool // a run to rebuild lost results from lineage
 }
 
 // maxReroutes bounds how often one actor call follows its actor around.
@@ -624,7 +625,8 @@ func (a *Agent) retryableLocked(ot *ownedTask, e *wire.TaskError) bool {
 		return false
 	}
 	switch e.Kind {
-	case wire.ErrKindWorkerDied:
+	case wire.ErrKindWorkerDied, wire.ErrKindObjectLost:
+		// An argument lost with a node is rebuilt by its owner meanwhile.
 		return ot.spec.Kind == wire.KindTask
 	case wire.ErrKindApp, wire.ErrKindPanic:
 		return ot.spec.RetryAppErrors && ot.spec.Kind == wire.KindTask
@@ -641,12 +643,19 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 	if terr == nil && uint32(len(results)) != spec.NumReturns {
 		terr = a.taskError(wire.ErrKindSystem, spec, ot.attempt, "returned %d values, want %d", len(results), spec.NumReturns)
 	}
+	if ot.rebuild && terr == nil {
+		a.rebuiltLocked(ot, results)
+		return
+	}
 	for i := uint32(1); i <= spec.NumReturns; i++ {
 		oid := wire.ObjectID{Task: spec.ID, Index: i}
 		o := a.objs[oid]
 		if o == nil || !o.owned {
 			o = &obj{id: oid, owned: true}
 			a.objs[oid] = o
+		}
+		if ot.rebuild && o.state != objPending {
+			continue // a copy survived; the failed rebuild changes nothing
 		}
 		if terr != nil {
 			o.state, o.err = objFailed, terr
@@ -670,8 +679,19 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 			a.freeLocked(o)
 		}
 	}
-	// A restartable actor keeps its constructor's arguments for restarts.
+	// A restartable actor keeps its constructor's arguments for restarts;
+	// a task whose results are in a store keeps them as lineage, to run
+	// again if the results are lost; a rebuild runs under its lineage's pins.
 	keepArgs := spec.Kind == wire.KindActorCreate && terr == nil && spec.MaxRestarts != 0 && spec.NumReturns > 0
+	if !keepArgs && !ot.rebuild && terr == nil {
+		keepArgs = a.recordLineageLocked(ot, results)
+	}
+	if ot.rebuild {
+		keepArgs = true
+		if l := a.lineage[spec.ID]; l != nil {
+			l.running = false
+		}
+	}
 	for i := range spec.Args {
 		if spec.Args[i].IsRef && !keepArgs {
 			a.refLocked(spec.Args[i].Ref, -1)
@@ -1401,6 +1421,16 @@ func (a *Agent) nodeDiedLocked(n wire.NodeID) {
 				Err: a.taskError(wire.ErrKindWorkerDied, &ot.spec, ot.attempt, "node %d died while running it", n)})
 		}
 	}
+	a.objectsLostLocked(n)
+	// Objects owned by the dead node: what waits for them fails (their
+	// owner kept their state and count); copies already here stay readable.
+	for _, o := range a.objs {
+		if o.owned || o.id.Owner() != n || o.state != objPending {
+			continue
+		}
+		o.state, o.err = objFailed, a.objectLost(o.id, fmt.Sprintf("its owner, node %d, died", n))
+		a.readyLocked(o)
+	}
 	for id, r := range a.routes {
 		if r.resolving || r.node != n || r.dead != nil {
 			continue
@@ -1412,4 +1442,220 @@ func (a *Agent) nodeDiedLocked(n wire.NodeID) {
 			delete(a.routes, id) // its owner decides; ask the head again
 		}
 	}
+}
+
+// lineage is how a finished task's results can be made again: its spec,
+// its arguments kept alive, and how many of its results still exist.
+// Lineage lives while any result does, within the node's lineage budget.
+type lineage struct {
+	spec    wire.TaskSpec
+	live    int    // results not yet freed
+	runs    uint32 // attempts so far, rebuilds included
+	rebuilt int32  // rebuilds left
+	bytes   int
+	running bool
+	elem    uint64 // order of recording, for eviction
+}
+
+// LineageBudget bounds the memory a node spends on lineage; beyond it the
+// oldest lineage is dropped and its results can no longer be rebuilt.
+const LineageBudget = 64 << 20
+
+// recordLineageLocked keeps lineage for a task whose results went to an
+// object store (inline results live with their owner and are lost only
+// with it). It reports whether it kept the task's argument pins.
+func (a *Agent) recordLineageLocked(ot *ownedTask, results []wire.Value) bool {
+	spec := &ot.spec
+	if spec.Kind != wire.KindTask {
+		return false
+	}
+	stored := false
+	for _, r := range results {
+		stored = stored || r.InStore
+	}
+	if !stored {
+		return false
+	}
+	n := 256 + len(spec.Func) + len(spec.Name)
+	for i := range spec.Args {
+		n += 32 + len(spec.Args[i].Data)
+	}
+	live := 0
+	for i := uint32(1); i <= spec.NumReturns; i++ {
+		if o := a.objs[wire.ObjectID{Task: spec.ID, Index: i}]; o != nil && o.owned {
+			live++
+		}
+	}
+	if live == 0 {
+		return false
+	}
+	a.lineageSeq++
+	l := &lineage{spec: *spec, live: live, runs: ot.attempt + 1, rebuilt: max(spec.MaxRetries, 1), bytes: n, elem: a.lineageSeq}
+	if spec.MaxRetries < 0 {
+		l.rebuilt = -1
+	}
+	a.lineage[spec.ID] = l
+	a.lineageOrder = append(a.lineageOrder, lineageRef{spec.ID, l.elem})
+	a.lineageBytes += n
+	for a.lineageBytes > LineageBudget && len(a.lineageOrder) > 0 {
+		old := a.lineageOrder[0]
+		a.lineageOrder = a.lineageOrder[1:]
+		if x := a.lineage[old.id]; x != nil && x.elem == old.elem && !x.running {
+			a.dropLineageLocked(old.id, x)
+		}
+	}
+	return true
+}
+
+type lineageRef struct {
+	id   wire.TaskID
+	elem uint64
+}
+
+func (a *Agent) dropLineageLocked(id wire.TaskID, l *lineage) {
+	delete(a.lineage, id)
+	a.lineageBytes -= l.bytes
+	for i := range l.spec.Args {
+		if l.spec.Args[i].IsRef {
+			a.refLocked(l.spec.Args[i].Ref, -1)
+		}
+	}
+}
+
+// resultFreedLocked notes that one result of a task is gone; the last one
+// takes the lineage with it.
+func (a *Agent) resultFreedLocked(id wire.ObjectID) {
+	l := a.lineage[id.Task]
+	if l == nil {
+		return
+	}
+	l.live--
+	if l.live <= 0 && !l.running {
+		a.dropLineageLocked(id.Task, l)
+	}
+}
+
+// objectsLostLocked handles node n's death for the objects this node owns:
+// copies there are gone; an object with no copy left is rebuilt from its
+// lineage, or fails with an error naming it and the node.
+func (a *Agent) objectsLostLocked(n wire.NodeID) {
+	rebuild := map[wire.TaskID]bool{}
+	for _, o := range a.objs {
+		if !o.owned || o.state != objReady || !o.val.InStore {
+			continue
+		}
+		had := len(o.locs)
+		o.locs = removeNode(o.locs, n)
+		o.subs = removeNode(o.subs, n)
+		if len(o.locs) == had {
+			continue
+		}
+		if len(o.locs) > 0 {
+			if o.val.Node == n {
+				o.val.Node = o.locs[0]
+			}
+			continue
+		}
+		l := a.lineage[o.id.Task]
+		if o.id.Index > 0 && l != nil && l.rebuilt != 0 {
+			o.state, o.val = objPending, wire.Value{Contained: o.val.Contained}
+			rebuild[o.id.Task] = true
+			continue
+		}
+		why := fmt.Sprintf("its only copy was on node %d, which died", n)
+		switch {
+		case o.id.Index == 0:
+			why += "; objects made by Put cannot be rebuilt"
+		case l == nil:
+			why += "; the task that made it can no longer be run again (lineage dropped)"
+		default:
+			why += "; the task that made it was already rebuilt as often as its retries allow"
+		}
+		o.state, o.err = objFailed, a.objectLost(o.id, why)
+		a.readyLocked(o)
+	}
+	for id := range rebuild {
+		l := a.lineage[id]
+		if l.rebuilt > 0 {
+			l.rebuilt--
+		}
+		l.running = true
+		a.reconstructions++
+		ot := &ownedTask{spec: l.spec, attempt: l.runs, rebuild: true}
+		l.runs++
+		a.owned[id] = ot
+		a.logf("rebuilding the results of task %s (%s): lost with node %d", id, displayName(&l.spec), n)
+		ot.deps = 1
+		for i := range ot.spec.Args {
+			arg := &ot.spec.Args[i]
+			if !arg.IsRef {
+				continue
+			}
+			ot.deps++
+			a.whenReadyLocked(arg.Ref, func(o *obj) {
+				if o.state == objFailed && ot.upstream == nil {
+					ot.upstream = o.err
+				}
+				ot.deps--
+				if ot.deps == 0 {
+					a.readyToRunLocked(ot)
+				}
+			})
+		}
+		ot.deps--
+		if ot.deps == 0 {
+			a.readyToRunLocked(ot)
+		}
+	}
+}
+
+// rebuiltLocked records a rebuild's results: lost objects get the new
+// copies; copies made for objects that survived are dropped.
+func (a *Agent) rebuiltLocked(ot *ownedTask, results []wire.Value) {
+	spec := &ot.spec
+	if l := a.lineage[spec.ID]; l != nil {
+		l.running = false
+	}
+	for i := uint32(1); i <= spec.NumReturns && int(i) <= len(results); i++ {
+		oid := wire.ObjectID{Task: spec.ID, Index: i}
+		v := results[i-1]
+		o := a.objs[oid]
+		if o != nil && o.owned && o.state == objPending {
+			v.Contained = o.val.Contained // still pinned from the first run
+			o.state, o.val = objReady, v
+			if v.InStore {
+				o.locs = []wire.NodeID{v.Node}
+				o.here = v.Node == a.id
+			}
+			a.readyLocked(o)
+			if o.refs <= 0 {
+				a.freeLocked(o)
+			}
+			continue
+		}
+		// Not needed: let go of the new copy and what it pins.
+		if v.InStore {
+			if v.Node == a.id {
+				a.store.Delete(oid.FileName())
+			} else {
+				a.sendPeerLocked(v.Node, &wire.Free{IDs: []wire.ObjectID{oid}})
+			}
+		}
+		for _, c := range v.Contained {
+			a.rawRefLocked(c, -1)
+		}
+	}
+	if l := a.lineage[spec.ID]; l != nil && l.live <= 0 {
+		a.dropLineageLocked(spec.ID, l)
+	}
+}
+
+func removeNode(ns []wire.NodeID, n wire.NodeID) []wire.NodeID {
+	out := ns[:0]
+	for _, x := range ns {
+		if x != n {
+			out = append(out, x)
+		}
+	}
+	return out
 }
