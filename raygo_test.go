@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if raygo.IsWorker() {
 		raygo.Init(context.Background()) // serves tasks until released; never returns
 	}
+	if head := os.Getenv("RAYGO_TEST_AGENT"); head != "" {
+		os.Exit(runTestAgent(head))
+	}
 	os.Exit(m.Run())
 }
 

@@ -1,0 +1,164 @@
+package raygo_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo"
+	"github.com/raygo/raygo/raygotest"
+	rt "github.com/raygo/raygo/runtime"
+	"github.com/raygo/raygo/runtime/wire"
+)
+
+// runTestAgent runs a node agent in this process (a separate OS process
+// the test can freeze or kill) until its cluster stops.
+func runTestAgent(head string) int {
+	secret, err := rt.ReadSecret(head, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, _ := os.MkdirTemp("", "raygo-test-agent-")
+	defer os.RemoveAll(dir)
+	a, err := rt.StartAgent(context.Background(), rt.AgentConfig{
+		HeadAddr: head, Secret: secret, ListenAddr: os.Getenv("RAYGO_TEST_AGENT_IP") + ":0",
+		StateDir: filepath.Join(dir, "node"), Resources: wire.Resources{"CPU": 2, "memory": 4 << 30},
+		StoreLimit: 256 << 20, Labels: map[string]string{"index": os.Getenv("RAYGO_TEST_AGENT_IP")},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	<-a.Done()
+	return 0
+}
+
+// startAgentProcess starts a node agent as a child process joining head.
+func startAgentProcess(t *testing.T, head, ip string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RAYGO_TEST_AGENT="+head, "RAYGO_TEST_AGENT_IP="+ip)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+func aliveNodes(t *testing.T, ctx context.Context) map[raygo.NodeID]bool {
+	nodes, err := raygo.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[raygo.NodeID]bool{}
+	for _, n := range nodes {
+		if n.Alive {
+			out[n.ID] = true
+		}
+	}
+	return out
+}
+
+// TestFrozenNodeIsDeclaredDead: a node that stops answering (SIGSTOP, as
+// a hung machine or a cut network would) is declared dead within the
+// documented bound, its tasks finish elsewhere, and when it wakes it finds
+// itself fenced off and exits.
+func TestFrozenNodeIsDeclaredDead(t *testing.T) {
+	c := raygotest.Start(t, 1, raygotest.Options{CPUs: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := raygo.Init(ctx, raygo.Address(c.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	defer raygo.Shutdown(context.Background())
+	p2 := startAgentProcess(t, c.Addr(), "127.0.0.2")
+	p3 := startAgentProcess(t, c.Addr(), "127.0.0.3")
+	_ = p2
+	waitFor(t, func() bool { return len(aliveNodes(t, ctx)) == 3 })
+
+	var refs []raygo.Ref[where]
+	for i := 0; i < 12; i++ {
+		refs = append(refs, spin.With(raygo.Spread()).Remote(raygo.Val(300*time.Millisecond)))
+	}
+	time.Sleep(100 * time.Millisecond)
+	frozen := time.Now()
+	if err := p3.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var dead raygo.NodeID
+	for dead == 0 {
+		if time.Since(frozen) > rt.DefaultDeadAfter+2*time.Second {
+			t.Fatalf("frozen node not declared dead after %v", time.Since(frozen))
+		}
+		for id := raygo.NodeID(1); id <= 3; id++ {
+			if !aliveNodes(t, ctx)[id] {
+				dead = id
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	detect := time.Since(frozen)
+	t.Logf("node %d declared dead %v after SIGSTOP (bound: %v + one check)", dead, detect.Round(time.Millisecond), rt.DefaultDeadAfter)
+	ws, err := raygo.GetAll(ctx, refs)
+	if err != nil {
+		t.Fatalf("tasks did not finish after a node froze: %v", err)
+	}
+	if len(ws) != len(refs) {
+		t.Fatalf("%d results for %d tasks", len(ws), len(refs))
+	}
+	t.Logf("all tasks done %v after SIGSTOP", time.Since(frozen).Round(time.Millisecond))
+	// Woken up, the node finds its head connection closed and exits.
+	p3.Process.Signal(syscall.SIGCONT)
+	exited := make(chan error, 1)
+	go func() { exited <- p3.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fenced node kept running after SIGCONT")
+	}
+}
+
+// TestWorkerKilledMidPipeline: kill -9 of a worker process during a
+// 1,000-task pipeline changes nothing in the result.
+func TestWorkerKilledMidPipeline(t *testing.T) {
+	ctx := initLocal(t)
+	const n = 1000
+	run := func(kill bool) int {
+		var killed atomic.Bool
+		refs := make([]raygo.Ref[int], n)
+		for i := range refs {
+			x := add.Remote(raygo.Val(i), raygo.Val(1))
+			refs[i] = add.Remote(x, raygo.Val(i))
+			if kill && i == n/3 && !killed.Load() {
+				w := get(t, ctx, whoami.Remote())
+				syscall.Kill(w.Pid, syscall.SIGKILL)
+				killed.Store(true)
+			}
+		}
+		vals, err := raygo.GetAll(ctx, refs)
+		if err != nil {
+			t.Fatalf("pipeline (kill=%v): %v", kill, err)
+		}
+		sum := 0
+		for _, v := range vals {
+			sum += v
+		}
+		return sum
+	}
+	want := run(false)
+	if got := run(true); got != want {
+		t.Fatalf("with a worker killed: %d, without: %d", got, want)
+	}
+}
