@@ -45,9 +45,19 @@ test-slurm:
 race:
 	$(GO) test -race -count=1 -timeout 15m $(CORE)
 
+# Every decoder that reads from a socket or a file, briefly: the wire
+# frames and handshake, stored object headers, hostlists, rendezvous and
+# nodes files, resource flags. The seed corpora under testdata/ always run
+# with the unit tests.
+FUZZ_SHORT ?= 4s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./runtime/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandshake$$' -fuzztime $(FUZZ_SHORT) ./runtime/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./runtime/codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime $(FUZZ_SHORT) ./slurm/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHeadInfo$$' -fuzztime $(FUZZ_SHORT) ./launcher/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNodesFile$$' -fuzztime $(FUZZ_SHORT) ./launcher/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCustom$$' -fuzztime $(FUZZ_SHORT) ./runtime/resources/
 
 bench:
 	$(GO) run ./benchmarks/core

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -21,6 +22,24 @@ type HeadInfo struct {
 	Host    string `json:"host"`
 	Pid     int    `json:"pid"`
 	Cluster string `json:"cluster"`
+}
+
+// ParseHeadInfo reads a rendezvous file, checking what it must hold.
+func ParseHeadInfo(b []byte) (HeadInfo, error) {
+	var info HeadInfo
+	if len(b) > 64<<10 {
+		return info, fmt.Errorf("rendezvous file of %d bytes is not one", len(b))
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, err
+	}
+	if _, _, err := net.SplitHostPort(info.Addr); err != nil {
+		return info, fmt.Errorf("head address %q: %w", info.Addr, err)
+	}
+	if _, err := info.SecretBytes(); err != nil {
+		return info, err
+	}
+	return info, nil
 }
 
 // SecretBytes decodes the secret.
@@ -128,8 +147,8 @@ func (r Rendezvous) Lookup(ctx context.Context, accept func(HeadInfo) error) (He
 		b, err := os.ReadFile(f)
 		switch {
 		case err == nil:
-			var info HeadInfo
-			if err := json.Unmarshal(b, &info); err != nil {
+			info, err := ParseHeadInfo(b)
+			if err != nil {
 				last = fmt.Errorf("%s: %w", f, err)
 				break
 			}

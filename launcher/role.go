@@ -165,15 +165,9 @@ func fromNodesFile(m Manual, get func(string) string) (Role, error) {
 	if err != nil {
 		return Role{}, fmt.Errorf("nodes file: %w", err)
 	}
-	var hosts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = strings.TrimSpace(line[:i])
-		}
-		if line != "" {
-			hosts = append(hosts, line)
-		}
+	hosts, err := ParseNodesFile(b)
+	if err != nil {
+		return Role{}, fmt.Errorf("nodes file %s: %w", m.NodesFile, err)
 	}
 	if len(hosts) == 0 {
 		return Role{}, fmt.Errorf("nodes file %s names no hosts", m.NodesFile)
@@ -202,6 +196,26 @@ func fromNodesFile(m Manual, get func(string) string) (Role, error) {
 	}
 	return Role{System: SystemManual, Rank: rank, WorldSize: len(hosts), Key: "manual-" + sanitizeKey(key), Head: m.Head, Hosts: hosts,
 		Labels: map[string]string{"system": SystemManual, "rank": strconv.Itoa(rank)}}, nil
+}
+
+// ParseNodesFile reads one host per line; blank lines and # comments are
+// skipped. A line that is not a plausible host name is an error naming it.
+func ParseNodesFile(b []byte) ([]string, error) {
+	var hosts []string
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" {
+			continue
+		}
+		if len(line) > 253 || strings.ContainsAny(line, " \t\x00/\\") {
+			return nil, fmt.Errorf("line %d: %q is not a host name", n+1, line)
+		}
+		hosts = append(hosts, line)
+	}
+	return hosts, nil
 }
 
 // yarnRole: YARN starts one container per node; the application master
