@@ -16,6 +16,9 @@ import (
 const (
 	DefaultMaxFrame = 256 << 20
 	ChunkSize       = 4 << 20
+	// MaxQueued bounds what may wait for a peer that does not read: past
+	// it the connection is dropped rather than the process's memory grown.
+	MaxQueued = 1 << 30
 )
 
 // ErrClosed is returned by Send after the connection closed.
@@ -26,9 +29,10 @@ var ErrClosed = errors.New("connection closed")
 // written by one goroutine, so a burst of small messages leaves in few
 // system calls while a lone message leaves at once.
 type Conn struct {
-	nc       net.Conn
-	r        *bufio.Reader
-	maxFrame int
+	nc        net.Conn
+	r         *bufio.Reader
+	maxFrame  int
+	maxQueued int
 
 	mu      sync.Mutex // guards out, closed, err and wakes writer via cond
 	cond    *sync.Cond
@@ -44,7 +48,7 @@ func NewConn(nc net.Conn, maxFrame int) *Conn {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	c := &Conn{nc: nc, r: bufio.NewReaderSize(nc, 256<<10), maxFrame: maxFrame, written: make(chan struct{})}
+	c := &Conn{nc: nc, r: bufio.NewReaderSize(nc, 256<<10), maxFrame: maxFrame, maxQueued: MaxQueued, written: make(chan struct{})}
 	c.cond = sync.NewCond(&c.mu)
 	go c.writeLoop()
 	return c
@@ -77,6 +81,16 @@ func (c *Conn) Send(m Msg) error {
 		return fmt.Errorf("%s message of %d bytes exceeds the %d-byte frame limit", m.Type(), n, c.maxFrame)
 	}
 	binary.LittleEndian.PutUint32(c.out[start:], uint32(n))
+	if len(c.out) > c.maxQueued {
+		c.closed = true
+		c.out = nil
+		c.err = fmt.Errorf("%w: %s stopped reading (%d bytes queued for it)", ErrClosed, c.nc.RemoteAddr(), start+n+4)
+		err := c.err
+		c.cond.Signal()
+		c.mu.Unlock()
+		c.nc.Close()
+		return err
+	}
 	if start == 0 {
 		c.cond.Signal()
 	}

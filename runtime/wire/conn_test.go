@@ -619,3 +619,23 @@ func TestSendAfterPeerGone(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPeerThatDoesNotRead: frames for a peer that stops reading pile up
+// only to a bound; then the connection is dropped, not the process's
+// memory grown.
+func TestPeerThatDoesNotRead(t *testing.T) {
+	client, server := net.Pipe() // nothing ever reads server
+	defer server.Close()
+	c := NewConn(client, 0)
+	c.mu.Lock()
+	c.maxQueued = 1 << 20
+	c.mu.Unlock()
+	big := &Put{Value: Value{Data: make([]byte, 64<<10)}}
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = c.Send(big)
+	}
+	if !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "stopped reading") {
+		t.Fatalf("after queueing past the bound: %v", err)
+	}
+}
