@@ -162,3 +162,53 @@ func TestWorkerKilledMidPipeline(t *testing.T) {
 		t.Fatalf("with a worker killed: %d, without: %d", got, want)
 	}
 }
+
+// TestAgentKilledMidPipeline: kill -9 of a node agent process (a real
+// separate process, as started by hand) in the middle of a pipeline; the
+// lost intermediate objects are rebuilt and the result is unchanged.
+func TestAgentKilledMidPipeline(t *testing.T) {
+	c := raygotest.Start(t, 1, raygotest.Options{CPUs: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := raygo.Init(ctx, raygo.Address(c.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	defer raygo.Shutdown(context.Background())
+	startAgentProcess(t, c.Addr(), "127.0.0.2")
+	p3 := startAgentProcess(t, c.Addr(), "127.0.0.3")
+	waitFor(t, func() bool { return len(aliveNodes(t, ctx)) == 3 })
+
+	const n = 30
+	run := func(kill bool) float64 {
+		parts := make([]raygo.Ref[[]float64], n)
+		for i := range parts {
+			parts[i] = fill.With(raygo.Spread()).Remote(raygo.Val(32<<10), raygo.Val(float64(i)))
+		}
+		if kill {
+			waitFor(t, func() bool { return storeUsed(t, ctx) >= n*(256<<10) })
+			p3.Process.Kill()
+		}
+		sums := make([]raygo.Ref[float64], n)
+		for i := range parts {
+			sums[i] = sumFloats.Remote(parts[i])
+		}
+		vals, err := raygo.GetAll(ctx, sums)
+		if err != nil {
+			t.Fatalf("pipeline (kill=%v): %v", kill, err)
+		}
+		total := 0.0
+		for _, v := range vals {
+			total += v
+		}
+		return total
+	}
+	want := run(false)
+	if got := run(true); got != want {
+		t.Fatalf("with node 3 killed: %g, without: %g", got, want)
+	}
+	if r := c.Nodes[0].Reconstructions(); r == 0 {
+		t.Fatal("nothing was rebuilt, yet node 3 held intermediate objects")
+	} else {
+		t.Logf("%d tasks run again after node 3 was killed", r)
+	}
+}
