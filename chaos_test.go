@@ -2,10 +2,12 @@ package raygo_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -210,5 +212,51 @@ func TestAgentKilledMidPipeline(t *testing.T) {
 		t.Fatal("nothing was rebuilt, yet node 3 held intermediate objects")
 	} else {
 		t.Logf("%d tasks run again after node 3 was killed", r)
+	}
+}
+
+// TestHeadDeathEndsTheJob: the allocation is the failure domain. When the
+// head dies, every node stops its workers, removes its store and state,
+// and the driver's calls fail instead of hanging.
+func TestHeadDeathEndsTheJob(t *testing.T) {
+	c, ctx := joinCluster(t, 3, raygotest.Options{})
+	var pids []int
+	for node := raygo.NodeID(1); node <= 3; node++ {
+		pids = append(pids, get(t, ctx, whoami.With(raygo.OnNode(node, false)).Remote()).Pid)
+	}
+	var stores []string
+	for _, a := range c.Nodes {
+		stores = append(stores, a.StoreDir())
+	}
+	pending := sleepy.Remote(raygo.Val(time.Minute))
+	c.KillHead()
+	for i, a := range c.Nodes {
+		select {
+		case <-a.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("node %d still running 10 s after its head died", i+1)
+		}
+		if why := a.StopReason(); !strings.HasPrefix(why, "lost head") {
+			t.Errorf("node %d stopped because %q", i+1, why)
+		}
+	}
+	for _, pid := range pids {
+		deadline := time.Now().Add(5 * time.Second)
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("worker %d outlived its node", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, s := range stores {
+		if _, err := os.Stat(s); !os.IsNotExist(err) {
+			t.Errorf("store %s left behind: %v", s, err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := pending.Get(short); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a task pending at the head's death: %v (want a failure, not a hang)", err)
 	}
 }

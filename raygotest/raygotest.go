@@ -140,6 +140,9 @@ func (c *Cluster) Kill(i int) {
 	c.Nodes[i-1].Kill()
 }
 
+// KillHead makes the head die abruptly.
+func (c *Cluster) KillHead() { c.Head.Kill() }
+
 // Stop stops every node and the head, and removes all their files.
 func (c *Cluster) Stop() {
 	var wg sync.WaitGroup

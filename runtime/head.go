@@ -120,6 +120,27 @@ func (h *Head) ClusterID() string { return h.clusterID }
 // Done is closed once the head has stopped.
 func (h *Head) Done() <-chan struct{} { return h.done }
 
+// Kill stops the head abruptly, as if its process died: connections are
+// dropped without a word. For tests of head failure.
+func (h *Head) Kill() {
+	h.stopOnce.Do(func() {
+		h.mu.Lock()
+		h.stopping = true
+		var conns []*wire.Conn
+		for _, n := range h.nodes {
+			if n.conn != nil {
+				conns = append(conns, n.conn)
+			}
+		}
+		h.mu.Unlock()
+		h.ln.Close()
+		for _, c := range conns {
+			c.Abort()
+		}
+		close(h.done)
+	})
+}
+
 // Stop tells every node to shut down and closes the head.
 func (h *Head) Stop(reason string) {
 	h.stopOnce.Do(func() {
