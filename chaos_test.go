@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -258,5 +259,40 @@ func TestHeadDeathEndsTheJob(t *testing.T) {
 	defer cancel()
 	if _, err := pending.Get(short); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a task pending at the head's death: %v (want a failure, not a hang)", err)
+	}
+}
+
+// TestNoGoroutineLeak: an embedded cluster's goroutines all end at Shutdown.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := goruntime.NumGoroutine()
+	ctx := context.Background()
+	for round := 0; round < 2; round++ {
+		if err := raygo.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		refs := make([]raygo.Ref[int], 200)
+		for i := range refs {
+			refs[i] = add.Remote(raygo.Val(i), raygo.Val(1))
+		}
+		if _, err := raygo.GetAll(ctx, refs); err != nil {
+			t.Fatal(err)
+		}
+		c := counterType.Remote(raygo.Val(int64(0)))
+		get(t, ctx, counterAdd.Remote(c, raygo.Val(int64(1))))
+		if _, err := raygo.Put(ctx, make([]float64, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+		if err := raygo.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for goruntime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := goruntime.Stack(buf, true)
+			t.Fatalf("%d goroutines before, %d after Shutdown:\n%s", before, goruntime.NumGoroutine(), buf[:n])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
