@@ -170,8 +170,8 @@ func TestWorkerKilledMidPipeline(t *testing.T) {
 // separate process, as started by hand) in the middle of a pipeline; the
 // lost intermediate objects are rebuilt and the result is unchanged.
 func TestAgentKilledMidPipeline(t *testing.T) {
-	c := raygotest.Start(t, 1, raygotest.Options{CPUs: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	c := raygotest.Start(t, 1, raygotest.Options{CPUs: 2, Logf: t.Logf})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := raygo.Init(ctx, raygo.Address(c.Addr())); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ type initConfig struct {
 	secretFile string
 	resources  wire.Resources
 	storeLimit int64
+	spillLimit int64
 	workers    int
 	logf       func(string, ...any)
 }
@@ -52,6 +53,11 @@ func NodeResource(name string, amount float64) InitOption {
 // ObjectStoreMemory sets the embedded node's object store limit in bytes
 // (default 30% of memory).
 func ObjectStoreMemory(bytes int64) InitOption { return func(c *initConfig) { c.storeLimit = bytes } }
+
+// ObjectSpillLimit sets how many bytes of objects the embedded node may
+// spill to disk when its object store is full (default: 90% of the free
+// space in $TMPDIR; a negative value turns spilling off).
+func ObjectSpillLimit(bytes int64) InitOption { return func(c *initConfig) { c.spillLimit = bytes } }
 
 // WorkersPerNode sets how many shared worker processes a node runs for
 // this program (default: CPUs, at most 4).
@@ -121,7 +127,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	}
 	watchSignals()
 	if cfg.address == "" {
-		l, err := runtime.StartLocal(ctx, runtime.LocalConfig{Resources: cfg.resources, StoreLimit: cfg.storeLimit,
+		l, err := runtime.StartLocal(ctx, runtime.LocalConfig{Resources: cfg.resources, StoreLimit: cfg.storeLimit, SpillLimit: cfg.spillLimit,
 			Workers: cfg.workers, Logf: cfg.logf})
 		if err != nil {
 			return fmt.Errorf("raygo: start embedded cluster: %w", err)

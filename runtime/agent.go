@@ -27,6 +27,8 @@ type AgentConfig struct {
 	Labels     map[string]string // node labels
 	StoreDir   string            // shared-memory directory; default under /dev/shm
 	StoreLimit int64             // bytes; default 30% of memory
+	SpillDir   string            // where objects go when the store is full; default $TMPDIR/raygo-spill-<cluster>-<node>
+	SpillLimit int64             // bytes of spill files; default 90% of the free disk there; < 0: never spill
 	InlineMax  int               // objects up to this size travel inline; default 100 KiB
 	Workers    int               // shared worker processes per job; default min(CPUs, 4)
 	Logf       func(string, ...any)
@@ -100,6 +102,11 @@ type Agent struct {
 	sockPath  string
 	store     *objstore.Store
 
+	spillMu    sync.Mutex // serializes spilling; taken before mu
+	spillDir   string
+	spillLimit int64
+	spillMade  bool // spillDir exists (guarded by spillMu)
+
 	mu              sync.Mutex
 	view            map[wire.NodeID]wire.NodeInfo
 	jobs            map[uint64]*job
@@ -119,6 +126,9 @@ type Agent struct {
 	calls           map[callKey]*callQueue
 	groups          map[uint64]*groupRoute
 	remote          map[wire.ObjectID]int32 // refs held on this node to objects owned elsewhere
+	pins            map[wire.ObjectID]int32 // local readers of an object's extent: never spilled while > 0
+	spillUsed       int64                   // bytes of objects in spill files
+	useSeq          uint64                  // for least-recently-used order
 	spread          int
 	fnMicros        map[string]float64           // recent run time of each function, for lease sizes
 	ownActors       map[wire.ActorID]*ownedActor // actors created on this node
@@ -208,6 +218,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 		return fail(fmt.Errorf("agent: node %d: %w", a.id, err))
 	}
 	os.WriteFile(filepath.Join(storeDir, ownerFile), []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600)
+	a.spillInit()
 	go serve(a.tcpLn, cfg.Secret, a.logf, a.handle)
 	go serve(a.unixLn, cfg.Secret, a.logf, a.handle)
 	go a.headLoop()
@@ -285,6 +296,7 @@ func (a *Agent) Kill() {
 		a.waitWorkers(nil, 5*time.Second)
 		a.headCalls.fail(errors.New("agent killed"))
 		a.store.Close()
+		a.spillRemove()
 		os.Remove(a.sockPath)
 		os.Remove(a.cfg.StateDir)
 		close(a.done)
@@ -343,6 +355,7 @@ func (a *Agent) Stop(grace time.Duration) {
 		a.head.Close()
 		a.headCalls.fail(errors.New("agent stopped"))
 		a.store.Close()
+		a.spillRemove()
 		os.Remove(a.sockPath)
 		os.Remove(a.cfg.StateDir)
 		close(a.done)

@@ -21,19 +21,22 @@ const (
 // nodes holding copies, and the reference count. Other nodes keep an entry
 // while they wait for the object or hold a copy of it.
 type obj struct {
-	id      wire.ObjectID
-	owned   bool
-	state   uint8
-	val     wire.Value // inline data, or InStore with val.Node a holder
-	err     *wire.TaskError
-	refs    int32         // owner: references held anywhere
-	locs    []wire.NodeID // owner: nodes whose store holds a copy
-	subs    []wire.NodeID // owner: nodes that asked for it (they may cache it)
-	here    bool          // this node's store holds a sealed copy
-	asked   bool          // non-owner: subscribed at the owner
-	waiters []func(*obj)
-	pulling bool
-	pullers []func(error)
+	id       wire.ObjectID
+	owned    bool
+	state    uint8
+	val      wire.Value // inline data, or InStore with val.Node a holder
+	err      *wire.TaskError
+	refs     int32         // owner: references held anywhere
+	locs     []wire.NodeID // owner: nodes whose store holds a copy
+	subs     []wire.NodeID // owner: nodes that asked for it (they may cache it)
+	here     bool          // this node's store holds a sealed copy (in the arena, or spilled)
+	spilled  string        // the copy's spill file, when not in the arena
+	spilling bool          // being written to a spill file
+	used     uint64        // when it was last used here (a.useSeq)
+	asked    bool          // non-owner: subscribed at the owner
+	waiters  []func(*obj)
+	pulling  bool
+	pullers  []func(error)
 }
 
 func (a *Agent) objectLost(id wire.ObjectID, why string) *wire.TaskError {
@@ -84,9 +87,7 @@ func (a *Agent) freeLocked(o *obj) {
 	if o.id.Index > 0 {
 		a.resultFreedLocked(o.id)
 	}
-	if o.here {
-		a.store.Delete(o.id.FileName())
-	}
+	a.dropCopyLocked(o)
 	told := map[wire.NodeID]bool{a.id: true}
 	for _, n := range append(o.locs, o.subs...) {
 		if !told[n] {
@@ -112,6 +113,7 @@ func (a *Agent) putLocked(p *proc, m *wire.Put) {
 			o.state, o.err = objFailed, &wire.TaskError{Kind: wire.ErrKindSystem, Node: a.id, Message: fmt.Sprintf("put %s: %v", m.ID, err)}
 		} else {
 			o.val.Node, o.here, o.locs = a.id, true, []wire.NodeID{a.id}
+			a.touchLocked(o)
 		}
 	}
 	if old := a.objs[m.ID]; old != nil {
@@ -183,6 +185,7 @@ func (a *Agent) localizeLocked(o *obj, f func(error)) {
 		o.pulling = false
 		if err == nil {
 			o.here = true
+			a.touchLocked(o)
 			if cur := a.objs[id]; cur != o {
 				// Freed while we pulled: drop the copy.
 				a.store.Delete(id.FileName())
@@ -205,7 +208,7 @@ func (a *Agent) localizeLocked(o *obj, f func(error)) {
 // chunks in flight.
 func (a *Agent) pull(id wire.ObjectID, size int64, from wire.NodeID) error {
 	name := id.FileName()
-	off, err := a.store.Reserve(name, size)
+	off, err := a.reserve(id, size)
 	if err != nil {
 		return fmt.Errorf("node %d: fetch %s from node %d: %w", a.id, id, from, err)
 	}
@@ -272,11 +275,21 @@ func (a *Agent) servePull(body []byte) ([]byte, error) {
 	if n > wire.ChunkSize {
 		return nil, fmt.Errorf("%w: chunk of %d bytes asked, limit %d", ErrInvalid, n, wire.ChunkSize)
 	}
+	a.mu.Lock()
+	o := a.objs[id]
+	if o != nil && o.here && o.spilled != "" {
+		// Read outside the lock: the file goes only with the object, and a
+		// freed object's file is simply missing.
+		path, size := o.spilled, o.val.Size
+		a.mu.Unlock()
+		if off+n > size {
+			return nil, fmt.Errorf("%w: chunk [%d, %d) of %s, which has %d bytes", ErrInvalid, off, off+n, id, size)
+		}
+		return readSpilled(path, int64(off), int64(n))
+	}
+	defer a.mu.Unlock()
 	buf := make([]byte, n)
 	// Copy under the lock: once the object is freed its extent is reused.
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	o := a.objs[id]
 	start, size, ok := a.store.Lookup(id.FileName())
 	if o == nil || !o.here || !ok {
 		return nil, fmt.Errorf("node %d has no copy of %s: %w", a.id, id, ErrNotFound)
@@ -305,13 +318,16 @@ func (a *Agent) subscribeProcLocked(p *proc, id wire.ObjectID) {
 				m.Err = a.objectLost(id, err.Error())
 			}
 			if m.Value.InStore {
-				m.Value.Node = a.id
-				off, _, ok := a.store.Lookup(id.FileName())
+				// A process that holds the object keeps a view of it: pin it.
+				pin := p.held[id] > 0 && !p.viewing[id]
+				v, ok := a.localValueLocked(o, pin)
 				if !ok {
-					m.Value = wire.Value{}
+					v = wire.Value{}
 					m.Err = a.objectLost(id, fmt.Sprintf("not in node %d's store", a.id))
+				} else if pin && v.Spilled == "" {
+					p.viewing[id] = true
 				}
-				m.Value.Off = uint64(off)
+				m.Value = v
 			}
 			p.conn.Send(m)
 		})
@@ -340,10 +356,7 @@ func (a *Agent) freeCopiesLocked(ids []wire.ObjectID) {
 		if o == nil || o.owned {
 			continue
 		}
-		if o.here {
-			a.store.Delete(id.FileName())
-			o.here = false
-		}
+		a.dropCopyLocked(o)
 		if len(o.waiters) == 0 && !o.pulling {
 			delete(a.objs, id)
 		}

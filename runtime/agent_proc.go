@@ -14,14 +14,17 @@ import (
 
 // proc is a driver or worker process connected to this agent.
 type proc struct {
-	id     wire.ProcID
-	role   wire.Role
-	pid    int64
-	job    uint64
-	conn   *wire.Conn
-	held   map[wire.ObjectID]int32 // refs it holds, released if it goes away
-	worker *workerProc             // for workers
-	gone   bool
+	id   wire.ProcID
+	role wire.Role
+	pid  int64
+	job  uint64
+	conn *wire.Conn
+	held map[wire.ObjectID]int32 // refs it holds, released if it goes away
+	// viewing: objects it was sent a view of, pinned in the arena until
+	// it stops holding them or goes away.
+	viewing map[wire.ObjectID]bool
+	worker  *workerProc // for workers
+	gone    bool
 }
 
 // job is a driver program as seen by this node.
@@ -47,7 +50,7 @@ func (a *Agent) admitProc(conn *wire.Conn, h *wire.Hello) (*proc, error) {
 			return nil, fmt.Errorf("node %d is stopping", a.id)
 		}
 		a.nextProc++
-		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, conn: conn, held: map[wire.ObjectID]int32{}}
+		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, conn: conn, held: map[wire.ObjectID]int32{}, viewing: map[wire.ObjectID]bool{}}
 		p.job = jobID(a.id, p.id)
 		j := &job{known: true, local: true, driver: p, info: wire.Job{ID: p.job, BinaryPath: h.BinaryPath,
 			BinaryHash: h.BinaryHash, RegistryHash: h.RegistryHash, Registry: h.Registry, Args: h.Args}}
@@ -86,7 +89,7 @@ func (a *Agent) admitProc(conn *wire.Conn, h *wire.Hello) (*proc, error) {
 			return nil, err
 		}
 		a.nextProc++
-		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, job: h.Job, conn: conn, held: map[wire.ObjectID]int32{}, worker: w}
+		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, job: h.Job, conn: conn, held: map[wire.ObjectID]int32{}, viewing: map[wire.ObjectID]bool{}, worker: w}
 		a.procs[p.id] = p
 		w.proc = p
 		conn.Send(a.welcome(p))
@@ -161,6 +164,10 @@ func (a *Agent) serveProc(p *proc) {
 				n := p.held[id] + d
 				if n <= 0 {
 					delete(p.held, id)
+					if p.viewing[id] {
+						delete(p.viewing, id)
+						a.unpinLocked(id)
+					}
 				} else {
 					p.held[id] = n
 				}
@@ -210,6 +217,10 @@ func (a *Agent) procGone(p *proc) {
 		a.refLocked(id, -n)
 	}
 	p.held = nil
+	for id := range p.viewing {
+		a.unpinLocked(id)
+	}
+	p.viewing = nil
 	if p.role == wire.RoleDriver {
 		a.endJobLocked(p.job)
 		go func() {
@@ -251,6 +262,7 @@ func (a *Agent) endJobLocked(id uint64) {
 	for tid, et := range a.running {
 		if et.spec.Job == id {
 			a.releaseLocked(et)
+			a.unpinExecLocked(et)
 			delete(a.running, tid)
 		}
 	}
@@ -267,7 +279,7 @@ func (a *Agent) procRequest(p *proc, r *wire.Req) {
 		var off int64
 		err := decodeBody(r.Body, func(d *wire.Dec) { id = d.ObjectID(); size = d.Uvarint() })
 		if err == nil {
-			off, err = a.store.Reserve(id.FileName(), int64(size))
+			off, err = a.reserve(id, int64(size))
 			if errors.Is(err, objstore.ErrFull) {
 				err = fmt.Errorf("node %d: %w: %v", a.id, ErrStoreFull, err)
 			} else if err != nil {

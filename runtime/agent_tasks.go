@@ -47,6 +47,7 @@ type execTask struct {
 	failed    *wire.TaskError
 	cancelled bool
 	lease     *lease
+	pins      []wire.ObjectID // arguments its worker was sent views of
 }
 
 // lease is a run of short tasks of one function handed to one worker to
@@ -664,16 +665,14 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 			if o.val.InStore {
 				o.locs = []wire.NodeID{o.val.Node}
 				o.here = o.val.Node == a.id
+				a.touchLocked(o)
 			}
 		}
 		a.readyLocked(o)
-		if p := ot.proc; p != nil && !p.gone && p.held[oid] > 0 && (o.state == objFailed || !o.val.InStore || o.here) {
-			m := &wire.Object{ID: oid, Value: o.val, Err: o.err}
-			if m.Value.InStore {
-				off, _, _ := a.store.Lookup(oid.FileName())
-				m.Value.Off = uint64(off)
-			}
-			p.conn.Send(m)
+		// Stored results are not pushed: the submitter subscribes when it
+		// gets them, so only processes that read a stored object pin it.
+		if p := ot.proc; p != nil && !p.gone && p.held[oid] > 0 && (o.state == objFailed || !o.val.InStore) {
+			p.conn.Send(&wire.Object{ID: oid, Value: o.val, Err: o.err})
 		}
 		if o.refs <= 0 {
 			a.freeLocked(o)
@@ -1018,14 +1017,11 @@ func (a *Agent) resolveArgsLocked(et *execTask, then func()) {
 				if err != nil && et.failed == nil {
 					et.failed = a.taskError(wire.ErrKindObjectLost, spec, et.attempt, "argument %d: %v", i, err)
 				}
+				// Where it is here (arena or spill file) is looked up
+				// when the task is sent: see execArgsLocked.
 				v := o.val
 				if v.InStore && err == nil {
 					v.Node = a.id
-					off, _, ok := a.store.Lookup(arg.Ref.FileName())
-					if !ok && et.failed == nil {
-						et.failed = a.taskError(wire.ErrKindObjectLost, spec, et.attempt, "argument %d: %s is not in node %d's store", i, arg.Ref, a.id)
-					}
-					v.Off = uint64(off)
 				}
 				et.args[i] = wire.ArgValue{ID: arg.Ref, Value: v}
 				done()
@@ -1035,7 +1031,43 @@ func (a *Agent) resolveArgsLocked(et *execTask, then func()) {
 	done()
 }
 
+// execArgsLocked fills in where each stored argument is on this node and
+// pins those its worker will read in the arena, until the task ends.
+func (a *Agent) execArgsLocked(et *execTask) *wire.TaskError {
+	for i := range et.args {
+		arg := &et.args[i]
+		if !arg.Value.InStore {
+			continue
+		}
+		o := a.objs[arg.ID]
+		if o == nil {
+			return a.taskError(wire.ErrKindObjectLost, et.spec, et.attempt, "argument %d: %s is not on node %d", i, arg.ID, a.id)
+		}
+		v, ok := a.localValueLocked(o, true)
+		if !ok {
+			return a.taskError(wire.ErrKindObjectLost, et.spec, et.attempt, "argument %d: %s is not in node %d's store", i, arg.ID, a.id)
+		}
+		if v.Spilled == "" {
+			et.pins = append(et.pins, arg.ID)
+		}
+		v.Contained = arg.Value.Contained
+		arg.Value = v
+	}
+	return nil
+}
+
+// unpinExecLocked lets go of a task's pins on its arguments.
+func (a *Agent) unpinExecLocked(et *execTask) {
+	for _, id := range et.pins {
+		a.unpinLocked(id)
+	}
+	et.pins = nil
+}
+
 func (a *Agent) sendExecLocked(et *execTask) {
+	if et.failed == nil {
+		et.failed = a.execArgsLocked(et)
+	}
 	if et.failed != nil {
 		a.failExecLocked(et, et.failed)
 		return
@@ -1104,6 +1136,9 @@ func (a *Agent) pumpActorLocked(act *localActor) {
 			return
 		}
 		act.order = act.order[1:]
+		if et.failed == nil {
+			et.failed = a.execArgsLocked(et)
+		}
 		if et.failed != nil {
 			a.failExecLocked(et, et.failed)
 			continue
@@ -1127,6 +1162,7 @@ func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
 	}
 	delete(a.running, d.Task)
 	delete(et.worker.tasks, d.Task)
+	a.unpinExecLocked(et)
 	for i := range d.Results {
 		r := &d.Results[i]
 		oid := wire.ObjectID{Task: d.Task, Index: uint32(i + 1)}
@@ -1138,7 +1174,9 @@ func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
 			}
 			r.Node = a.id
 			if oid.Owner() != a.id {
-				a.objs[oid] = &obj{id: oid, state: objReady, val: *r, here: true}
+				o := &obj{id: oid, state: objReady, val: *r, here: true}
+				a.touchLocked(o)
+				a.objs[oid] = o
 			}
 		}
 		for _, c := range r.Contained {
@@ -1209,6 +1247,7 @@ func (a *Agent) routeDoneLocked(et *execTask, d *wire.Done) {
 
 // failExecLocked ends a task on this node with an error.
 func (a *Agent) failExecLocked(et *execTask, terr *wire.TaskError) {
+	a.unpinExecLocked(et)
 	if a.running[et.spec.ID] == et {
 		delete(a.running, et.spec.ID)
 	}

@@ -201,8 +201,16 @@ func (c *Client) readLoop() {
 	close(c.done)
 }
 
-// view is the bytes of a stored object in this node's arena.
+// view is the bytes of a stored object in this node's arena: a view of
+// it, or for an object spilled to disk a copy read from its file.
 func (c *Client) view(v *wire.Value) ([]byte, error) {
+	if v.Spilled != "" {
+		b, err := os.ReadFile(v.Spilled)
+		if err == nil && uint64(len(b)) != v.Size {
+			err = fmt.Errorf("spill file %s has %d bytes, want %d", v.Spilled, len(b), v.Size)
+		}
+		return b, err
+	}
 	if c.arena == nil {
 		return nil, fmt.Errorf("node %d's object store is not reachable from this process: %v", c.node, c.arenaErr)
 	}
@@ -332,8 +340,13 @@ func (c *Client) Put(ctx context.Context, enc codec.Encoded, contained []wire.Ob
 		return id, c.closed
 	}
 	st := c.newObjLocked(id)
-	st.data, st.isReady = data, true
-	close(st.ready)
+	if !v.InStore {
+		st.data, st.isReady = data, true
+		close(st.ready)
+	}
+	// A stored value is not kept as a view here: a view pins the object
+	// in the arena (it could not be spilled), so the first Get asks the
+	// agent for it like any other object.
 	return id, c.sendLocked(&wire.Put{ID: id, Value: v})
 }
 

@@ -67,6 +67,7 @@ type Local struct {
 type LocalConfig struct {
 	Resources  wire.Resources // overrides detected amounts
 	StoreLimit int64
+	SpillLimit int64 // see AgentConfig.SpillLimit
 	Workers    int
 	Logf       func(string, ...any)
 }
@@ -105,7 +106,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		}
 	}
 	agent, err := StartAgent(ctx, AgentConfig{HeadAddr: head.Addr(), Secret: secret, StateDir: filepath.Join(dir, "node"),
-		Resources: res, GPUs: gpus, StoreLimit: cfg.StoreLimit, Workers: cfg.Workers, Logf: logf,
+		Resources: res, GPUs: gpus, StoreLimit: cfg.StoreLimit, SpillLimit: cfg.SpillLimit, Workers: cfg.Workers, Logf: logf,
 		Labels: map[string]string{"hostname": hostname()}})
 	if err != nil {
 		head.Stop("start failed")
@@ -123,8 +124,12 @@ const ownerFile = "owner"
 
 // SweepStaleStores removes object stores under dir (raygo-* directories)
 // whose agent process no longer exists.
-func SweepStaleStores(dir string) {
-	stores, _ := filepath.Glob(filepath.Join(dir, "raygo-*"))
+func SweepStaleStores(dir string) { sweepOwned(filepath.Join(dir, "raygo-*")) }
+
+// sweepOwned removes the directories matching pattern whose owner file
+// names a process that no longer exists.
+func sweepOwned(pattern string) {
+	stores, _ := filepath.Glob(pattern)
 	for _, d := range stores {
 		b, err := os.ReadFile(filepath.Join(d, ownerFile))
 		if err != nil {

@@ -290,7 +290,7 @@ func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]b
 			return
 		}
 		args[i] = b
-		if private {
+		if private && v.Spilled == "" {
 			args[i] = append([]byte(nil), args[i]...)
 		}
 	}

@@ -21,6 +21,13 @@
 #      run alongside the others; RAYGO_SLURM_TEST_TIMELIMIT=0 skips it)
 #   e  the GPUs Slurm gives (fake gres, 2 per node) are the ones raygo reports
 #   f  the job's head refuses a client without the cluster secret
+#   g  kill -9 of a node agent mid-pipeline: rank 2's raygo-launch (node3)
+#      is SIGKILLed while it holds a third of the driver's intermediate
+#      objects; its workers die with it, the lost objects are rebuilt from
+#      lineage (their fill tasks run again elsewhere), the total is right
+#      and the job COMPLETES with the driver's exit code 0. The killed
+#      node leaves exactly its store and state dir; the store is removed by
+#      the next job's agents (checked in c), the state dir by this script
 #
 # and prints the time from srun to the first task having run on every node.
 #
@@ -240,7 +247,7 @@ leftovers() {
 leftovers_all() {
 	local s
 	leftovers "${JOBS[@]}"
-	for s in "$W"/tmp/rgl-* "$W"/rv/*; do [ -e "$s" ] && echo "$s"; done
+	for s in "$W"/tmp/rgl-* "$W"/tmp/raygo-* "$W"/rv/*; do [ -e "$s" ] && echo "$s"; done
 	my_procs | sed 's/^/process /'
 	return 0
 }
@@ -290,6 +297,20 @@ ran_everywhere() {
 		grep '^TASK ' "$W/out/$id.out" | sed 's/^/       /'
 		return 1
 	fi
+}
+
+# rank_procs JOB RANK: this run's processes (as my_procs) of one rank
+# (SLURM_PROCID) of that job: its raygo-launch and the workers it started.
+rank_procs() {
+	local p e env
+	for p in /proc/[0-9]*; do
+		e=$(readlink "$p/exe" 2>/dev/null) || continue
+		case $e in "$W"/bin/*) ;; *) continue ;; esac
+		env=$(tr '\0' '\n' <"$p/environ" 2>/dev/null) || continue
+		grep -qx "SLURM_JOB_ID=$1" <<<"$env" && grep -qx "SLURM_PROCID=$2" <<<"$env" || continue
+		echo "${p#/proc/}:${e##*/}:$(sed -n 's/^SLURMD_NODENAME=//p' <<<"$env")"
+	done
+	return 0
 }
 
 show() { note "output of job $1:"; sed 's/^/       | /' "$W/out/$1.out" 2>/dev/null | tail -25; }
@@ -376,11 +397,122 @@ else
 	show "$id"
 fi
 
+# ------------------------------------------------------------- g: kill -9 of a node mid-pipeline
+# The driver stores 30 objects of 256 KiB spread over the 3 nodes, prints
+# READY and waits for $W/go-g; meanwhile rank 2's raygo-launch (node3) is
+# SIGKILLed. Each fill task prints a FILL line, so the lines beyond 30 are
+# the tasks run again to rebuild what node3 held.
+G_STORE=""
+GN=30
+# g_left JOB: its leftovers and any raygo-* entry in the jobs' TMPDIR
+# (object spill directories), sorted.
+g_left() {
+	local s
+	{
+		leftovers "$1"
+		for s in "$W"/tmp/raygo-*; do [ ! -e "$s" ] || echo "$s"; done
+	} | sort
+}
+submit node-loss.sbatch -pipeline $GN -go-file "$W/go-g"
+id=$ID
+if wait_line "$id" '^READY$' 60; then
+	third=$(scontrol show hostnames "$(field "$id" NodeList)" | sed -n 3p)
+	stored=$(val "$id" STORED)
+	held=$(grep -o " $third=[0-9]*" <<<" $stored" | cut -d= -f2 || true)
+	before=$(rank_procs "$id" 2)
+	launch=$(grep ':raygo-launch:' <<<"$before" || true)
+	if [ "$(grep -c . <<<"$launch")" = 1 ] && [ "${launch##*:}" = "$third" ] && [ "${held:-0}" -gt 0 ]; then
+		pid=${launch%%:*}
+		t0=$(now_ms)
+		kill -KILL "$pid"
+		end=$((t0 + 5000))
+		# Gone: no executable (exited, a zombie at most) for any of them.
+		pids=$(cut -d: -f1 <<<"$before")
+		while :; do
+			left=""
+			for p in $pids; do readlink "/proc/$p/exe" >/dev/null 2>&1 && left="$left $p"; done
+			[ -n "$left" ] && [ "$(now_ms)" -lt $end ] || break
+			sleep 0.01
+		done
+		gone_ms=$(($(now_ms) - t0))
+		left=$(rank_procs "$id" 2)
+		if [ -z "$left" ]; then
+			ok "g: kill -9 of rank 2's raygo-launch (pid $pid on $third, holding $held bytes of the driver's objects): it and its $(($(grep -c . <<<"$before") - 1)) worker(s) gone within $gone_ms ms"
+		else
+			bad "g: after kill -9 of rank 2's raygo-launch (pid $pid), still running: $left"
+		fi
+	else
+		bad "g: job $id: want one raygo-launch of rank 2 on $third holding objects (STORED $stored); rank 2 has: $(paste -sd' ' - <<<"$before")"
+	fi
+	touch "$W/go-g"
+	if wait_end "$id" 60; then :; fi
+	out=$W/out/$id.out
+	total=$(sed -n 's/^PIPELINE total=\([^ ]*\) .*/\1/p' "$out")
+	want=$(sed -n 's/^PIPELINE .* want=\([^ ]*\) .*/\1/p' "$out")
+	alive=$(val "$id" ALIVE_AFTER)
+	want_alive=$(nodes_of "$id" | tr ',' '\n' | grep -vx "$third" | paste -sd, -)
+	fills=$(grep -c '^FILL ' "$out" || true)
+	# The parts made on the killed node, and the parts made a second time.
+	lost=$(awk -v h="$third" '$1 == "FILL" && !seen[$2]++ && $3 == h {print $2}' "$out" | sort -n | paste -sd, -)
+	again=$(awk '$1 == "FILL" && seen[$2]++ {print $2}' "$out" | sort -n | paste -sd, -)
+	again_on=$(awk '$1 == "FILL" && seen[$2]++ {print $3}' "$out" | sort -u | paste -sd, -)
+	# node-loss.sbatch says what the killed rank exited with (srun would
+	# have made it the job's exit code).
+	said=$(grep -o "^rank 2 ($third): raygo-launch exited [0-9]*" "$out" || true)
+	if [ "$STATE_OF" = COMPLETED ] && [ "$(field "$id" ExitCode)" = 0:0 ] && [ -n "$total" ] && [ "$total" = "$want" ] &&
+		[ "$alive" = "$want_alive" ] && [ "${said##* }" = 137 ]; then
+		ok "g: job $id COMPLETED, ExitCode=0:0 ('$said'): PIPELINE total=$total = want=$want (the sums, started after the kill, took $(sed -n 's/^PIPELINE .* ms=//p' "$out") ms); alive after: $alive"
+	else
+		bad "g: job $id $STATE_OF ExitCode=$(field "$id" ExitCode): PIPELINE total='$total' want='$want', alive after '$alive' (want $want_alive), '$said' (want 137)"
+		show "$id"
+	fi
+	if [ -n "$lost" ] && [ "$lost" = "$again" ] && [ "$fills" = $((GN + $(tr ',' '\n' <<<"$lost" | grep -c .))) ] &&
+		! tr ',' '\n' <<<"$again_on" | grep -qx "$third"; then
+		ok "g: rebuilt from lineage: the $(tr ',' '\n' <<<"$lost" | grep -c .) parts made on $third (fill $lost) ran again on $again_on, nothing else ($fills fill tasks for $GN parts)"
+	else
+		bad "g: rebuilt: parts made on $third: '$lost'; made twice: '$again' (on '$again_on'); $fills fill tasks for $GN parts"
+	fi
+	# What the killed rank could not remove, and nothing else.
+	cl=$(val "$id" CLUSTER)
+	line=$(grep "^TASK $third " "$out" || true)
+	nid=$(sed -n 's/.* id=\([0-9]*\) .*/\1/p' <<<"$line")
+	sock=$(sed -n 's/.* agent=unix:\([^ ]*\) .*/\1/p' <<<"$line")
+	[ -z "$cl" ] || [ -z "$nid" ] || G_STORE=/dev/shm/raygo-$cl-$nid
+	gdir=$(dirname "$(dirname "$sock")")
+	want_left=$(printf '%s\n' "shm /dev/shm/raygo-$cl-$nid" "socket $sock" "state dir $gdir" | sort)
+	t0=$(now_ms)
+	while LEFT=$(g_left "$id") && [ "$LEFT" != "$want_left" ] && [ "$(now_ms)" -lt $((t0 + 5000)) ]; do sleep 0.1; done
+	if [ -n "$cl" ] && [ -n "$nid" ] && [ "$LEFT" = "$want_left" ]; then
+		ok "g: job $id left only what the SIGKILLed rank could not remove: its store $G_STORE, its state dir $gdir (with agent.sock); no process, nothing of the other nodes"
+		note "the store is swept by the next raygo agent on the machine (checked in c); raygo never sweeps the launcher's state dir (no owner record; on a cluster it goes with the job's TMPDIR): this script removes it"
+	else
+		bad "g: job $id left:"
+		note "$LEFT"
+		note "want exactly:"
+		note "$want_left"
+	fi
+	case $gdir in "$W"/tmp/rgl-*) rm -rf -- "$gdir" ;; esac
+else
+	bad "g: job $id never became READY"
+	show "$id"
+	scancel "$id"
+	wait_end "$id" 10 || true
+fi
+
 # ------------------------------------------------------------- c, f: scancel, secret
 submit signal.sbatch -wait-term
 id=$ID
 if wait_line "$id" '^READY$' 60; then
 	record_startup "$id"
+	# g: the next agents on the machine (this job's) removed the store
+	# that the node SIGKILLed in g left.
+	if [ -n "$G_STORE" ]; then
+		if [ -e "$G_STORE" ]; then
+			bad "g: $G_STORE, left by the SIGKILLed node, is still there after job $id's agents started"
+		else
+			ok "g: $G_STORE, left by the SIGKILLed node, was removed when job $id's agents started"
+		fi
+	fi
 	addr=$(val "$id" ADDRESS)
 	secret=$(val "$id" SECRET_FILE)
 	# f: a client with a wrong secret is refused; the right one is served.

@@ -429,37 +429,63 @@ func (d *Dec) TaskError() *TaskError {
 // Value is an object's value or where to find it: Data inline, or Size
 // bytes in the shared-memory store of node Node. Off is the object's
 // offset in that node's arena; it is only meaningful on that node (between
-// an agent and its local processes).
+// an agent and its local processes). Spilled, for a stored object, is the
+// file on that node's disk that holds it instead of the arena (the store was
+// full); like Off it only means something on that node.
 type Value struct {
 	Data      []byte
 	InStore   bool
 	Size      uint64
 	Node      NodeID
 	Off       uint64
+	Spilled   string
 	Contained []ObjectID // refs inside the value, kept alive by it
 }
 
+// Value kinds on the wire: 0 inline, 1 in a store, 2 in a store and
+// spilled to disk (the path follows).
+const (
+	valueInline  = 0
+	valueStore   = 1
+	valueSpilled = 2
+)
+
 func (e *Enc) Value(v *Value) {
-	e.Bool(v.InStore)
+	switch {
+	case !v.InStore:
+		e.U8(valueInline)
+		e.Blob(v.Data)
+	case v.Spilled != "":
+		e.U8(valueSpilled)
+	default:
+		e.U8(valueStore)
+	}
 	if v.InStore {
 		e.Uvarint(v.Size)
 		e.Uvarint(uint64(v.Node))
 		e.Uvarint(v.Off)
-	} else {
-		e.Blob(v.Data)
+		if v.Spilled != "" {
+			e.Str(v.Spilled)
+		}
 	}
 	e.ObjectIDs(v.Contained)
 }
 
 func (d *Dec) Value(v *Value) {
-	v.InStore = d.Bool()
-	if v.InStore {
+	switch kind := d.U8(); kind {
+	case valueInline:
+		v.Data = d.Bytes()
+		v.Size = uint64(len(v.Data))
+	case valueStore, valueSpilled:
+		v.InStore = true
 		v.Size = d.Uvarint()
 		v.Node = NodeID(d.u32v("node"))
 		v.Off = d.Uvarint()
-	} else {
-		v.Data = d.Bytes()
-		v.Size = uint64(len(v.Data))
+		if kind == valueSpilled {
+			v.Spilled = d.Str()
+		}
+	default:
+		d.fail("bad value kind")
 	}
 	v.Contained = d.ObjectIDs()
 }

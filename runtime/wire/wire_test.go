@@ -96,6 +96,7 @@ func sampleMsgs() []Msg {
 		&Subscribe{IDs: ids},
 		&Object{ID: oid(1, 2, 3, 1), Value: inlineValue("\x00\x01\x02")},
 		&Object{ID: oid(1, 2, 3, 2), Err: sampleErr()},
+		&Object{ID: oid(1, 2, 3, 3), Value: Value{InStore: true, Size: 1 << 30, Node: 5, Spilled: "/tmp/raygo-spill-c-5/o1.2.3.3", Contained: ids}},
 		&Cancel{Task: TaskID{1, 2, 3}, Force: true},
 		&Exec{Spec: spec, Attempt: 2,
 			Args: []ArgValue{{ID: oid(1, 2, 300, 2), Value: storeValue()}, {Value: inlineValue("x")}},
@@ -135,6 +136,7 @@ func minimalMsgs() []Msg {
 		&Object{Err: &TaskError{}},
 		&Exec{Args: []ArgValue{{}}},
 		&Exec{Args: []ArgValue{{Value: Value{InStore: true}}}},
+		&Exec{Args: []ArgValue{{Value: Value{InStore: true, Spilled: "/"}}}},
 		&Exec{Env: map[string]string{"": ""}, Lease: 1 << 40},
 		&Done{Results: []Value{{}}},
 		&Done{Results: []Value{{}, {}, {}}},
@@ -270,6 +272,9 @@ func TestDecodeNormalForm(t *testing.T) {
 		{"inline arg: Ref is not sent; ref arg: Data is not sent",
 			&Submit{Spec: TaskSpec{Args: []Arg{{Ref: oid(1, 1, 1, 1), Data: []byte("a")}, {IsRef: true, Ref: oid(2, 2, 2, 2), Data: []byte("b")}, {Data: []byte{}}}}},
 			&Submit{Spec: TaskSpec{Args: []Arg{{Data: []byte("a")}, {IsRef: true, Ref: oid(2, 2, 2, 2)}, {}}}}},
+		{"inline value: Spilled is not sent",
+			&Put{Value: Value{Data: []byte("a"), Spilled: "/x"}},
+			&Put{Value: Value{Data: []byte("a"), Size: 1}}},
 		{"empty body",
 			&Req{ID: 1, Body: []byte{}},
 			&Req{ID: 1}},
@@ -556,6 +561,14 @@ func hostileFrames() map[string]hostile {
 		e.Str("")
 	})
 	add("done results", func(e *Enc) { e.U8(uint8(TDone)); e.TaskID(TaskID{}); e.Uvarint(0) })
+	add("spilled path", func(e *Enc) {
+		e.U8(uint8(TObject))
+		e.ObjectID(ObjectID{})
+		e.U8(valueSpilled)
+		e.Uvarint(1)
+		e.Uvarint(0)
+		e.Uvarint(0)
+	})
 	add("req body", func(e *Enc) { e.U8(uint8(TReq)); e.Uvarint(0); e.U8(0) })
 	return out
 }
