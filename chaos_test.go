@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
@@ -34,13 +35,25 @@ func runTestAgent(head string) int {
 		HeadAddr: head, Secret: secret, ListenAddr: os.Getenv("RAYGO_TEST_AGENT_IP") + ":0",
 		StateDir: filepath.Join(dir, "node"), Resources: wire.Resources{"CPU": 2, "memory": 4 << 30},
 		StoreLimit: 256 << 20, Labels: map[string]string{"index": os.Getenv("RAYGO_TEST_AGENT_IP")},
+		Logf: func(f string, args ...any) {
+			fmt.Fprintf(os.Stderr, "agent "+os.Getenv("RAYGO_TEST_AGENT_IP")+": "+f+"\n", args...)
+		},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	<-a.Done()
-	return 0
+	// SIGUSR1 prints what the agent waits on (tests send it when stuck).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	for {
+		select {
+		case <-usr1:
+			fmt.Fprint(os.Stderr, a.DebugState())
+		case <-a.Done():
+			return 0
+		}
+	}
 }
 
 // startAgentProcess starts a node agent as a child process joining head.
@@ -177,8 +190,9 @@ func TestAgentKilledMidPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raygo.Shutdown(context.Background())
-	startAgentProcess(t, c.Addr(), "127.0.0.2")
+	p2 := startAgentProcess(t, c.Addr(), "127.0.0.2")
 	p3 := startAgentProcess(t, c.Addr(), "127.0.0.3")
+	procs := []*exec.Cmd{p2, p3}
 	waitFor(t, func() bool { return len(aliveNodes(t, ctx)) == 3 })
 
 	const n = 30
@@ -197,7 +211,11 @@ func TestAgentKilledMidPipeline(t *testing.T) {
 		}
 		vals, err := raygo.GetAll(ctx, sums)
 		if err != nil {
-			t.Fatalf("pipeline (kill=%v): %v", kill, err)
+			for _, p := range procs {
+				p.Process.Signal(syscall.SIGUSR1)
+			}
+			time.Sleep(200 * time.Millisecond)
+			t.Fatalf("pipeline (kill=%v): %v\n%s", kill, err, c.Nodes[0].DebugState())
 		}
 		total := 0.0
 		for _, v := range vals {
@@ -206,6 +224,9 @@ func TestAgentKilledMidPipeline(t *testing.T) {
 		return total
 	}
 	want := run(false)
+	// The first run's objects must be gone, so that the store use seen
+	// below is the second run's.
+	waitFor(t, func() bool { return storeUsed(t, ctx) < 256<<10 })
 	if got := run(true); got != want {
 		t.Fatalf("with node 3 killed: %g, without: %g", got, want)
 	}

@@ -276,6 +276,26 @@ func (s *Store) Seal(name string) error {
 	return nil
 }
 
+// Rename gives object old the name new (for example a transfer finishing
+// under its final name). It fails with ErrExists if new is taken.
+func (s *Store) Rename(old, new string) error {
+	if err := CheckName(new); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.lookupLocked("rename", old)
+	if err != nil {
+		return err
+	}
+	if _, ok := s.objects[new]; ok {
+		return fmt.Errorf("objstore: rename %s to %s: %w", old, new, ErrExists)
+	}
+	delete(s.objects, old)
+	s.objects[new] = e
+	return nil
+}
+
 // Release frees a reservation whose object was never sealed.
 func (s *Store) Release(name string) error {
 	return s.drop("release", name, false)

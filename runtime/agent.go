@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -572,4 +573,32 @@ func sortedKeys(m map[string]*taskQueue) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// DebugState describes what the agent is waiting on: for diagnosing a
+// stuck job (tests print it when a deadline passes).
+func (a *Agent) DebugState() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %d: avail %v\n", a.id, a.avail)
+	for id, ot := range a.owned {
+		fmt.Fprintf(&b, "  owned %s %s attempt %d deps %d node %d scheduled %v rebuild %v\n", id, displayName(&ot.spec), ot.attempt, ot.deps, ot.node, ot.scheduled, ot.rebuild)
+	}
+	for id, et := range a.running {
+		w := 0
+		if et.worker != nil {
+			w = int(et.worker.slot)
+		}
+		fmt.Fprintf(&b, "  running %s %s attempt %d waiting %d resolved %v acquired %v worker %d lease %v\n", id, displayName(et.spec), et.attempt, et.waiting, et.resolved, et.acquired, w, et.lease != nil)
+	}
+	for k, q := range a.queues {
+		fmt.Fprintf(&b, "  queue %q: %d\n", k, len(q.tasks))
+	}
+	for id, o := range a.objs {
+		if o.state == objPending || o.pulling {
+			fmt.Fprintf(&b, "  obj %s owned %v state %d pulling %v waiters %d locs %v\n", id, o.owned, o.state, o.pulling, len(o.waiters), o.locs)
+		}
+	}
+	return b.String()
 }

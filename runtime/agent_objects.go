@@ -2,10 +2,12 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/raygo/raygo/objstore"
 	"github.com/raygo/raygo/runtime/wire"
 )
 
@@ -207,8 +209,11 @@ func (a *Agent) localizeLocked(o *obj, f func(error)) {
 // pull copies an object from another node's store into this one, several
 // chunks in flight.
 func (a *Agent) pull(id wire.ObjectID, size int64, from wire.NodeID) error {
-	name := id.FileName()
-	off, err := a.reserve(id, size)
+	// The copy arrives under a name of its own and takes the object's
+	// name only when complete, so a producer of the same object here (a
+	// rebuild) never collides with a transfer in flight.
+	name := id.FileName() + ".pull"
+	off, err := a.reserveName(name, size)
 	if err != nil {
 		return fmt.Errorf("node %d: fetch %s from node %d: %w", a.id, id, from, err)
 	}
@@ -262,7 +267,18 @@ func (a *Agent) pull(id wire.ObjectID, size int64, from wire.NodeID) error {
 		a.store.Release(name)
 		return fmt.Errorf("node %d: fetch %s from node %d: %w", a.id, id, from, ferr)
 	}
-	return a.store.Seal(name)
+	if err := a.store.Seal(name); err != nil {
+		return err
+	}
+	if err := a.store.Rename(name, id.FileName()); err != nil {
+		// The object was made here meanwhile: this copy is not needed.
+		a.store.Delete(name)
+		if errors.Is(err, objstore.ErrExists) {
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 // servePull reads a chunk of a stored object for another node.

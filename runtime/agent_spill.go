@@ -128,7 +128,11 @@ func (a *Agent) dropCopyLocked(o *obj) {
 // reserve reserves an extent for an object, spilling others to disk when
 // the arena is full. It must be called without a.mu.
 func (a *Agent) reserve(id wire.ObjectID, size int64) (int64, error) {
-	name := id.FileName()
+	return a.reserveName(id.FileName(), size)
+}
+
+// reserveName is reserve under a given store name.
+func (a *Agent) reserveName(name string, size int64) (int64, error) {
 	off, err := a.store.Reserve(name, size)
 	if !errors.Is(err, objstore.ErrFull) || size > a.store.Limit() || a.spillLimit < 0 {
 		return off, err

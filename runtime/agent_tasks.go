@@ -15,19 +15,25 @@ import (
 // ownedTask is a task submitted on this node, from submission until its
 // results are recorded. Its owner node decides where it runs and retries.
 type ownedTask struct {
-	spec      wire.TaskSpec
-	proc      *proc // the submitter
-	attempt   uint32
-	deps      int // arguments not ready yet (+1 while registering)
-	node      wire.NodeID
-	retries   int32 // left; negative: unlimited
-	cancelled bool
-	upstream  *wire.TaskError
-	callq     *callQueue
-	scheduled bool
-	reroutes  int  // times an actor call was sent again after its actor moved
-	rebuild   bool // a run to rebuild lost results from lineage
+	spec        wire.TaskSpec
+	proc        *proc // the submitter
+	attempt     uint32
+	deps        int // arguments not ready yet (+1 while registering)
+	node        wire.NodeID
+	retries     int32 // left; negative: unlimited
+	cancelled   bool
+	upstream    *wire.TaskError
+	callq       *callQueue
+	scheduled   bool
+	reroutes    int  // times an actor call was sent again after its actor moved
+	rebuild     bool // a run to rebuild lost results from lineage
+	lostRetries int  // runs again after an argument could not be fetched
 }
+
+// maxLostRetries bounds the runs again after an argument could not be
+// fetched; with their backoff they span well over the time a dead node
+// takes to be declared (runtime.DefaultDeadAfter).
+const maxLostRetries = 8
 
 // maxReroutes bounds how often one actor call follows its actor around.
 const maxReroutes = 20
@@ -590,6 +596,25 @@ func (a *Agent) completeLocked(d *wire.Done) {
 		a.drainCallsLocked(cq)
 		return
 	}
+	if d.Err != nil && d.Err.Kind == wire.ErrKindObjectLost && ot.spec.Kind == wire.KindTask && !ot.cancelled && ot.lostRetries < maxLostRetries {
+		// An argument could not be fetched: most likely the node holding
+		// it just died, which this node may not know yet. Try again a
+		// little later, when the argument's owner has rebuilt it (or
+		// declared it lost for good); this does not use up MaxRetries.
+		ot.lostRetries++
+		ot.attempt++
+		ot.node, ot.scheduled = 0, false
+		delay := (50 * time.Millisecond) << min(ot.lostRetries, 5)
+		a.logf("task %s (%s): %s; trying again in %v", ot.spec.ID, displayName(&ot.spec), d.Err.Message, delay)
+		time.AfterFunc(delay, func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if a.owned[ot.spec.ID] == ot && !ot.cancelled && !a.stopped {
+				a.scheduleLocked(ot)
+			}
+		})
+		return
+	}
 	if d.Err != nil && !ot.cancelled && a.retryableLocked(ot, d.Err) {
 		if ot.retries > 0 {
 			ot.retries--
@@ -626,8 +651,7 @@ func (a *Agent) retryableLocked(ot *ownedTask, e *wire.TaskError) bool {
 		return false
 	}
 	switch e.Kind {
-	case wire.ErrKindWorkerDied, wire.ErrKindObjectLost:
-		// An argument lost with a node is rebuilt by its owner meanwhile.
+	case wire.ErrKindWorkerDied:
 		return ot.spec.Kind == wire.KindTask
 	case wire.ErrKindApp, wire.ErrKindPanic:
 		return ot.spec.RetryAppErrors && ot.spec.Kind == wire.KindTask
@@ -769,15 +793,24 @@ func (a *Agent) admitLocked(et *execTask) {
 	case wire.KindActorCreate:
 		a.actors[spec.ID] = &localActor{id: spec.ID, create: et}
 	}
-	k := shapeKey(et)
-	q := a.queues[k]
-	if q == nil {
-		q = &taskQueue{}
-		a.queues[k] = q
-		a.qorder = append(a.qorder, k)
-	}
-	q.tasks = append(q.tasks, et)
-	a.dispatchLocked()
+	// Arguments first, resources after: a task waiting for an argument
+	// (perhaps one being rebuilt, which needs a CPU itself) holds none.
+	a.resolveArgsLocked(et, func() {
+		if et.failed != nil {
+			a.failExecLocked(et, et.failed)
+			a.dispatchLocked()
+			return
+		}
+		k := shapeKey(et)
+		q := a.queues[k]
+		if q == nil {
+			q = &taskQueue{}
+			a.queues[k] = q
+			a.qorder = append(a.qorder, k)
+		}
+		q.tasks = append(q.tasks, et)
+		a.dispatchLocked()
+	})
 }
 
 func shapeKey(et *execTask) string {
@@ -979,7 +1012,7 @@ func (a *Agent) releaseLocked(et *execTask) {
 
 // startLocked resolves a task's arguments, then hands it to a worker.
 func (a *Agent) startLocked(et *execTask) {
-	a.resolveArgsLocked(et, func() { a.sendExecLocked(et) })
+	a.sendExecLocked(et)
 }
 
 // resolveArgsLocked gathers a task's argument values, fetching objects to
@@ -1174,9 +1207,17 @@ func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
 			}
 			r.Node = a.id
 			if oid.Owner() != a.id {
-				o := &obj{id: oid, state: objReady, val: *r, here: true}
+				// A copy here now. Something here may already wait for this
+				// object (a rebuild's result that other tasks here need):
+				// keep its waiters and wake them.
+				o := a.objs[oid]
+				if o == nil || o.owned {
+					o = &obj{id: oid}
+					a.objs[oid] = o
+				}
+				o.state, o.val, o.err, o.here = objReady, *r, nil, true
 				a.touchLocked(o)
-				a.objs[oid] = o
+				a.readyLocked(o)
 			}
 		}
 		for _, c := range r.Contained {
