@@ -123,12 +123,39 @@ func (l *launch) stateDir() (string, error) {
 	}
 	if len(filepath.Join(d, "node", "agent.sock")) > 100 {
 		os.RemoveAll(d)
-		d, err = os.MkdirTemp("/tmp", "rgl-")
+		base = "/tmp"
+		d, err = os.MkdirTemp(base, "rgl-")
 		if err != nil {
 			return "", err
 		}
 	}
+	// Record who owns it, and remove what killed launchers left here.
+	os.WriteFile(filepath.Join(d, "owner"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+	sweepStateDirs(base, d)
 	return d, nil
+}
+
+// sweepStateDirs removes rgl-* directories under base whose owning
+// raygo-launch no longer runs (it was SIGKILLed before it could clean up).
+func sweepStateDirs(base, mine string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "rgl-*"))
+	for _, d := range dirs {
+		if d == mine {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(d, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			continue
+		}
+		os.RemoveAll(d)
+	}
 }
 
 func (l *launch) nodeLabels() map[string]string {

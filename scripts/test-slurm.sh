@@ -484,7 +484,7 @@ if wait_line "$id" '^READY$' 60; then
 	while LEFT=$(g_left "$id") && [ "$LEFT" != "$want_left" ] && [ "$(now_ms)" -lt $((t0 + 5000)) ]; do sleep 0.1; done
 	if [ -n "$cl" ] && [ -n "$nid" ] && [ "$LEFT" = "$want_left" ]; then
 		ok "g: job $id left only what the SIGKILLed rank could not remove: its store $G_STORE, its state dir $gdir (with agent.sock); no process, nothing of the other nodes"
-		note "the store is swept by the next raygo agent on the machine (checked in c); raygo never sweeps the launcher's state dir (no owner record; on a cluster it goes with the job's TMPDIR): this script removes it"
+		note "the store is swept by the next raygo agent on the machine (checked in c), the state dir by the next raygo-launch using the same TMPDIR (both record their owner's pid); this script removes the state dir now"
 	else
 		bad "g: job $id left:"
 		note "$LEFT"
