@@ -922,6 +922,9 @@ func (a *Agent) dispatchLocked() {
 	a.qorder = live
 }
 
+// noGPUEnv is the environment of tasks without GPUs (shared, read-only).
+var noGPUEnv = map[string]string{"CUDA_VISIBLE_DEVICES": ""}
+
 func leasable(et *execTask) bool {
 	s := et.spec
 	return s.Kind == wire.KindTask && !s.Dedicated && !et.inBundle && s.Resources["GPU"] == 0 && !et.cancelled
@@ -1119,7 +1122,7 @@ func (a *Agent) sendExecLocked(et *execTask) {
 	if len(et.gpus) > 0 {
 		env = map[string]string{"CUDA_VISIBLE_DEVICES": strings.Join(et.gpus, ",")}
 	} else if et.spec.Resources["GPU"] == 0 {
-		env = map[string]string{"CUDA_VISIBLE_DEVICES": ""}
+		env = noGPUEnv
 	}
 	var leaseID uint64
 	switch {

@@ -129,10 +129,18 @@ func (e *Enc) Resources(r Resources) {
 	}
 }
 
+// oneCPU is the resources of most tasks, decoded once and shared: decoded
+// Resources are read, never changed.
+var oneCPU = Resources{"CPU": 1}
+
 func (d *Dec) Resources() Resources {
 	n := d.Len(9)
 	if n == 0 {
 		return nil
+	}
+	if n == 1 && d.Remaining() >= 4+8 && string(d.b[d.off:d.off+4]) == "\x03CPU" && d.b[d.off+4+7] == 0x3f && d.b[d.off+4+6] == 0xf0 && isZero(d.b[d.off+4:d.off+4+6]) {
+		d.off += 4 + 8
+		return oneCPU
 	}
 	r := make(Resources, n)
 	for i := 0; i < n; i++ {
@@ -180,4 +188,13 @@ func (d *Dec) StrMap() map[string]string {
 		m[k] = d.Str()
 	}
 	return m
+}
+
+func isZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
