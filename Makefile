@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 # Packages whose tests also run under the race detector.
 CORE    := . ./runtime/... ./objstore/... ./raygotest/... ./launcher/... ./slurm/...
 
-.PHONY: all build demo test deps vet fmt-check unit test-slurm race fuzz clean bench bench-launch
+.PHONY: all build demo test deps vet fmt-check unit test-slurm race fuzz clean bench bench-launch bench-scale
 
 all: build
 
@@ -64,6 +64,13 @@ bench:
 
 bench-launch:
 	GO=$(GO) bash benchmarks/launch/launch-time.sh
+
+# Ray's scale envelope (1M queued tasks, 10k args, 3k returns, 10k gets,
+# 10k actors, 1 GiB to 3 nodes) with wall time and peak memory of every
+# process; about a minute at full scale. SCALE=0.01 for a quick check.
+SCALE ?= 1
+bench-scale:
+	$(GO) run ./benchmarks/scale -scale $(SCALE)
 
 clean:
 	rm -rf $(BIN)
