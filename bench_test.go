@@ -8,7 +8,7 @@ import (
 )
 
 // Benchmarks of the basic operations on an embedded cluster. The full set,
-// matched to Ray's names, is `raygo microbenchmark` (planned); see
+// matched to Ray's names, is `raygo microbenchmark`; see
 // benchmarks/RESULTS.md for recorded numbers.
 
 func benchInit(b *testing.B) context.Context {

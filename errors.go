@@ -35,6 +35,9 @@ var (
 	ErrActorNotFound = errors.New("raygo: no such actor")
 	// ErrNameTaken: a live actor already has that name in its namespace.
 	ErrNameTaken = errors.New("raygo: actor name taken")
+	// ErrClusterLost: this process lost its connection to the cluster (its
+	// node agent stopped, or the cluster was shut down).
+	ErrClusterLost = errors.New("raygo: lost the cluster")
 	// ErrNotInitialized: Init has not been called, or Shutdown was.
 	ErrNotInitialized = errors.New("raygo: not initialized (call raygo.Init first)")
 )
@@ -146,6 +149,9 @@ func convert(err error) error {
 		return fmt.Errorf("%w: %v", ErrUnschedulable, err)
 	}
 	if errors.Is(err, runtime.ErrShutdown) {
+		if strings.Contains(err.Error(), "lost") {
+			return fmt.Errorf("%w: %v", ErrClusterLost, err)
+		}
 		return fmt.Errorf("%w: %v", ErrNotInitialized, err)
 	}
 	return err

@@ -20,6 +20,8 @@ type Head struct {
 	secret    []byte
 	clusterID string
 	// DeadAfter is how long a silent node lives; set before nodes join.
+	// Zero turns silence detection off (the embedded cluster, whose only
+	// node is the head's own process).
 	DeadAfter time.Duration
 	ln        net.Listener
 	logf      func(string, ...any)
@@ -267,6 +269,7 @@ func (h *Head) nodeGone(n *headNode) {
 func (h *Head) tick() {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-h.done:
@@ -274,9 +277,19 @@ func (h *Head) tick() {
 		case <-t.C:
 		}
 		h.mu.Lock()
+		now := time.Now()
+		if now.Sub(last) > 500*time.Millisecond {
+			// The head itself did not run for a while (a stalled process,
+			// a GC pause under memory pressure): silence meanwhile says
+			// nothing about the nodes. Give them a new full period.
+			for _, n := range h.nodes {
+				n.seen = now
+			}
+		}
+		last = now
 		var silent []*wire.Conn
 		for _, n := range h.nodes {
-			if n.info.Alive && n.conn != nil && time.Since(n.seen) > h.DeadAfter {
+			if h.DeadAfter > 0 && n.info.Alive && n.conn != nil && time.Since(n.seen) > h.DeadAfter {
 				h.logf("node %d declared dead: nothing from it for %v (limit %v)", n.info.ID, time.Since(n.seen).Round(time.Millisecond), h.DeadAfter)
 				silent = append(silent, n.conn)
 			}

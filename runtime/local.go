@@ -94,6 +94,9 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	// The only node lives in this process: if the process stalls (a large
+	// copy into fresh memory, a GC pause), it is not dead.
+	head.DeadAfter = 0
 	node, _ := resources.Detect(resources.Options{})
 	res, gpus := NodeResources(node)
 	for k, v := range cfg.Resources {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,10 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"status", "--address", "127.0.0.1:1", "--secret-file", openSecret}, "readable by others"},
 		{[]string{"status", "--address", "127.0.0.1:1", "--secret-file", goodSecret}, "head 127.0.0.1:1 is not reachable"},
 		{[]string{"stop", "--address", "127.0.0.1:1", "--secret-file", goodSecret}, "head 127.0.0.1:1 is not reachable"},
+		{[]string{"microbenchmark", "--duration-scale", "0"}, "--duration-scale 0: want a positive number"},
+		{[]string{"microbenchmark", "--filter", "("}, "--filter: error parsing regexp"},
+		{[]string{"microbenchmark", "--filter", "^nothing$"}, `--filter "^nothing$" matches no workload (they are: single_client_get_calls_Plasma_Store, `},
+		{[]string{"microbenchmark", "extra"}, "microbenchmark takes no arguments"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := newApp(&stdout, &stderr).Run(append([]string{"raygo"}, c.args...))
@@ -447,5 +452,48 @@ func killPID(pid int) {
 	}
 	if running(pid) {
 		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// TestMicrobenchmark runs a few workloads of `raygo microbenchmark` from the
+// built binary, whose worker processes are that binary re-executed with the
+// same arguments: tasks, actors, tasks that call actors and placement
+// groups must all work there.
+func TestMicrobenchmark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts a cluster")
+	}
+	raygo := filepath.Join(build(t, "."), "raygo")
+	t.Setenv("TMPDIR", t.TempDir())
+	t.Setenv(runtime.EnvAddress, "127.0.0.1:1") // ignored: the command starts its own cluster
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	want := []string{"single_client_tasks_sync", "1_1_actor_calls_sync", "n_n_actor_calls_async", "placement_group_create/removal"}
+	cmd := exec.CommandContext(ctx, raygo, "microbenchmark", "--json", "--duration-scale", "0.001",
+		"--filter", "^("+strings.Join(want, "|")+")$")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("raygo microbenchmark: %v\n%s", err, stderr.Bytes())
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r struct {
+			Name  string
+			Value float64
+			SD    *float64
+			Unit  string
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if !(r.Value > 0) || r.SD == nil || r.Unit == "" {
+			t.Errorf("line %q: want a positive value, an sd and a unit", line)
+		}
+		got = append(got, r.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("results for %v, want %v", got, want)
 	}
 }

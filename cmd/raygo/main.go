@@ -5,6 +5,7 @@
 //	raygo status --address HOST:PORT    # what the cluster has and does
 //	raygo stop --address HOST:PORT      # every node of that cluster exits
 //	raygo slurm script --nodes 4 -- ./prog   # a batch script for sbatch
+//	raygo microbenchmark [--json]       # Ray's microbenchmark on an embedded cluster
 //
 // See docs/cli.md.
 package main
@@ -38,7 +39,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors and exits
-		Commands:        []*cli.Command{startCommand(), stopCommand(), statusCommand(), slurmCommand(), versionCommand()},
+		Commands:        []*cli.Command{startCommand(), stopCommand(), statusCommand(), slurmCommand(), microbenchmarkCommand(), versionCommand()},
 	}
 }
 
