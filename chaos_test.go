@@ -24,7 +24,7 @@ import (
 // runTestAgent runs a node agent in this process (a separate OS process
 // the test can freeze or kill) until its cluster stops.
 func runTestAgent(head string) int {
-	secret, err := rt.ReadSecret(head, "")
+	secret, err := rt.ReadSecret(head, os.Getenv("RAYGO_SECRET_FILE"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -44,11 +44,15 @@ func runTestAgent(head string) int {
 		return 1
 	}
 	// SIGUSR1 prints what the agent waits on (tests send it when stuck).
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM)
 	for {
 		select {
-		case <-usr1:
+		case sig := <-sigs:
+			if sig == syscall.SIGTERM {
+				a.Stop(2 * time.Second)
+				return 0
+			}
 			fmt.Fprint(os.Stderr, a.DebugState())
 		case <-a.Done():
 			return 0
@@ -60,15 +64,27 @@ func runTestAgent(head string) int {
 func startAgentProcess(t *testing.T, head, ip string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RAYGO_TEST_AGENT="+head, "RAYGO_TEST_AGENT_IP="+ip)
+	// Its state goes under the test's own temporary directory, so even a
+	// SIGKILLed agent leaves nothing behind once the test ends.
+	cmd.Env = append(os.Environ(), "RAYGO_TEST_AGENT="+head, "RAYGO_TEST_AGENT_IP="+ip, "TMPDIR="+t.TempDir(),
+		"RAYGO_SECRET_FILE="+filepath.Join(rt.ClusterDir(head), "secret"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Kill()
-		cmd.Wait()
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		// Stores of agents this test killed outright.
+		rt.SweepStaleStores("/dev/shm")
 	})
 	return cmd
 }
