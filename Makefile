@@ -18,6 +18,7 @@ deps:
 build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/raygo ./cmd/raygo
+	$(GO) build -o $(BIN)/raygo-launch ./cmd/raygo-launch
 	$(GO) build -o $(BIN)/pipeline ./examples/pipeline
 	$(GO) build -o $(BIN)/quickstart ./examples/quickstart
 
