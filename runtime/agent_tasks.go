@@ -196,13 +196,22 @@ func (a *Agent) submitLocked(p *proc, spec *wire.TaskSpec) {
 		a.ownActors[id] = &ownedActor{spec: *spec}
 	}
 	a.loadGen++
-	ot.deps = 1
 	for i := range spec.Args {
-		arg := &spec.Args[i]
+		if spec.Args[i].IsRef {
+			a.refLocked(spec.Args[i].Ref, 1)
+		}
+	}
+	a.awaitArgsLocked(ot)
+}
+
+// awaitArgsLocked runs ot once every Ref argument is ready (or failed).
+func (a *Agent) awaitArgsLocked(ot *ownedTask) {
+	ot.deps = 1
+	for i := range ot.spec.Args {
+		arg := &ot.spec.Args[i]
 		if !arg.IsRef {
 			continue
 		}
-		a.refLocked(arg.Ref, 1)
 		ot.deps++
 		a.whenReadyLocked(arg.Ref, func(o *obj) {
 			if o.state == objFailed && ot.upstream == nil {
@@ -1668,27 +1677,7 @@ func (a *Agent) objectsLostLocked(n wire.NodeID) {
 		l.runs++
 		a.owned[id] = ot
 		a.logf("rebuilding the results of task %s (%s): lost with node %d", id, displayName(&l.spec), n)
-		ot.deps = 1
-		for i := range ot.spec.Args {
-			arg := &ot.spec.Args[i]
-			if !arg.IsRef {
-				continue
-			}
-			ot.deps++
-			a.whenReadyLocked(arg.Ref, func(o *obj) {
-				if o.state == objFailed && ot.upstream == nil {
-					ot.upstream = o.err
-				}
-				ot.deps--
-				if ot.deps == 0 {
-					a.readyToRunLocked(ot)
-				}
-			})
-		}
-		ot.deps--
-		if ot.deps == 0 {
-			a.readyToRunLocked(ot)
-		}
+		a.awaitArgsLocked(ot)
 	}
 }
 
