@@ -117,17 +117,20 @@ func (r Rendezvous) Publish(info HeadInfo) error {
 	if err != nil {
 		return fmt.Errorf("rendezvous: %w", err)
 	}
-	if err := tmp.Chmod(0o600); err == nil {
+	// Write, sync and rename; the first failure stands (a failed write
+	// must not publish a half-written file).
+	err = tmp.Chmod(0o600)
+	if err == nil {
 		_, err = tmp.Write(b)
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), filepath.Join(d, "head.json"))
-		}
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(d, "head.json"))
 	}
 	if err != nil {
 		os.Remove(tmp.Name())

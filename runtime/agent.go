@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -565,15 +564,6 @@ func (a *Agent) welcome(p *proc) *wire.Welcome {
 
 // secretHex is how the secret reaches workers: in their environment only.
 func (a *Agent) secretHex() string { return hex.EncodeToString(a.cfg.Secret) }
-
-func sortedKeys(m map[string]*taskQueue) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 // DebugState describes what the agent is waiting on: for diagnosing a
 // stuck job (tests print it when a deadline passes).

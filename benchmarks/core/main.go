@@ -140,8 +140,7 @@ func main() {
 			log.Fatal(err)
 		}
 		put = max(put, gib/time.Since(t0).Seconds()/1e9)
-		r = raygo.Ref[[]float64]{}
-		_ = r
+		runtime.KeepAlive(r) // then let it go, for the next round's room
 		runtime.GC()
 		time.Sleep(200 * time.Millisecond)
 	}
