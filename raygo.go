@@ -202,18 +202,28 @@ type Context struct {
 	Node   NodeID
 	Pid    int
 	Task   string // the running task's ID; "" in the driver
+	Actor  string // the actor whose method or constructor runs; "" otherwise
 	Worker bool
+	// PlacementGroup and Bundle say which placement group bundle the task
+	// (or, for an actor call, its actor) was placed in: 0 and -1 when none,
+	// and Bundle is -1 when placed in any bundle of the group.
+	PlacementGroup uint64
+	Bundle         int
 }
 
 // CurrentContext says which node and process run the caller, and which
 // task when called with a task's context.
 func CurrentContext(ctx context.Context) Context {
-	out := Context{Pid: os.Getpid(), Worker: IsWorker()}
+	out := Context{Pid: os.Getpid(), Worker: IsWorker(), Bundle: -1}
 	if c, err := client(); err == nil {
 		out.Node = NodeID(c.Node())
 	}
-	if id, ok := runtime.TaskFromContext(ctx); ok {
-		out.Task = id.String()
+	if ti, ok := runtime.TaskInfoFromContext(ctx); ok {
+		out.Task = ti.ID.String()
+		if !ti.Actor.IsZero() {
+			out.Actor = ti.Actor.String()
+		}
+		out.PlacementGroup, out.Bundle = ti.Group, int(ti.Bundle)
 	}
 	return out
 }

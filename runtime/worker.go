@@ -74,6 +74,7 @@ type executor struct {
 
 type actorBox struct {
 	id      wire.ActorID
+	place   wire.Strategy // where the actor was created
 	inst    any
 	mailbox chan *wire.Exec
 	quit    chan struct{}
@@ -217,7 +218,7 @@ func (x *executor) create(m *wire.Exec) {
 		if n < 1 {
 			n = 1
 		}
-		box := &actorBox{id: m.Spec.ID, inst: inst, mailbox: make(chan *wire.Exec, 1024), quit: make(chan struct{})}
+		box := &actorBox{id: m.Spec.ID, place: m.Spec.Strategy, inst: inst, mailbox: make(chan *wire.Exec, 1024), quit: make(chan struct{})}
 		x.mu.Lock()
 		x.actors[m.Spec.ID] = box
 		x.mu.Unlock()
@@ -267,7 +268,7 @@ func (x *executor) cancel(id wire.TaskID) {
 func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]byte) ([]Result, error)) {
 	ctx, cancel := context.WithCancel(x.base)
 	defer cancel()
-	ctx = withTask(ctx, m.Spec.ID)
+	ctx = withTask(ctx, x.taskInfo(m))
 	x.mu.Lock()
 	x.running[m.Spec.ID] = cancel
 	x.mu.Unlock()
@@ -365,12 +366,49 @@ func (x *executor) finishTimed(m *wire.Exec, vals []wire.Value, terr *wire.TaskE
 
 type taskKey struct{}
 
-func withTask(ctx context.Context, id wire.TaskID) context.Context {
-	return context.WithValue(ctx, taskKey{}, id)
+// TaskInfo says what a running task is: its ID, the actor it belongs to
+// (zero for plain tasks), and the placement group bundle it (or its
+// actor) was placed in.
+type TaskInfo struct {
+	ID     wire.TaskID
+	Actor  wire.ActorID
+	Group  uint64 // placement group; 0 when none
+	Bundle int32  // bundle index; -1 when none or any
+}
+
+func (x *executor) taskInfo(m *wire.Exec) TaskInfo {
+	ti := TaskInfo{ID: m.Spec.ID, Group: m.Spec.Strategy.Group, Bundle: m.Spec.Strategy.Bundle}
+	if m.Spec.Strategy.Kind != wire.StrategyPlacementGroup {
+		ti.Group, ti.Bundle = 0, -1
+	}
+	switch m.Spec.Kind {
+	case wire.KindActorCreate:
+		ti.Actor = m.Spec.ID
+	case wire.KindActorCall:
+		ti.Actor = m.Spec.Actor
+		x.mu.Lock()
+		box := x.actors[m.Spec.Actor]
+		x.mu.Unlock()
+		ti.Group, ti.Bundle = 0, -1
+		if box != nil && box.place.Kind == wire.StrategyPlacementGroup {
+			ti.Group, ti.Bundle = box.place.Group, box.place.Bundle
+		}
+	}
+	return ti
+}
+
+func withTask(ctx context.Context, ti TaskInfo) context.Context {
+	return context.WithValue(ctx, taskKey{}, ti)
 }
 
 // TaskFromContext is the ID of the task whose context this is.
 func TaskFromContext(ctx context.Context) (wire.TaskID, bool) {
-	id, ok := ctx.Value(taskKey{}).(wire.TaskID)
-	return id, ok
+	ti, ok := ctx.Value(taskKey{}).(TaskInfo)
+	return ti.ID, ok
+}
+
+// TaskInfoFromContext describes the task whose context this is.
+func TaskInfoFromContext(ctx context.Context) (TaskInfo, bool) {
+	ti, ok := ctx.Value(taskKey{}).(TaskInfo)
+	return ti, ok
 }
