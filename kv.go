@@ -13,6 +13,10 @@ import (
 // ErrKeyNotFound is returned by KVGet for a missing key.
 var ErrKeyNotFound = errors.New("raygo: key not found")
 
+// ErrKeyExists is returned by KVPut without overwrite for a key that is
+// already set.
+var ErrKeyExists = errors.New("raygo: key exists")
+
 // KVPut stores value under key in the cluster's key-value store (on the
 // head). Unless overwrite, an existing key is an error.
 func KVPut(ctx context.Context, key string, value []byte, overwrite bool) error {
@@ -68,6 +72,9 @@ func kvCall(ctx context.Context, op wire.Op, f func(e *wire.Enc)) ([]byte, error
 	body, err := c.Request(ctx, op, encodeBody(f))
 	if errors.Is(err, runtime.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %v", ErrKeyNotFound, err)
+	}
+	if op == wire.OpKVPut && errors.Is(err, runtime.ErrExists) {
+		return nil, fmt.Errorf("%w: %v", ErrKeyExists, err)
 	}
 	if errors.Is(err, runtime.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %v", context.DeadlineExceeded, err)

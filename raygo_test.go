@@ -479,8 +479,8 @@ func TestKV(t *testing.T) {
 	if err := raygo.KVPut(ctx, "job/a", []byte("1"), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := raygo.KVPut(ctx, "job/a", []byte("2"), false); err == nil {
-		t.Fatal("put over an existing key without overwrite succeeded")
+	if err := raygo.KVPut(ctx, "job/a", []byte("2"), false); !errors.Is(err, raygo.ErrKeyExists) {
+		t.Fatalf("put over an existing key without overwrite: %v, want ErrKeyExists", err)
 	}
 	go func() {
 		time.Sleep(50 * time.Millisecond)
