@@ -608,3 +608,43 @@ func TestActorKillIsFinal(t *testing.T) {
 		t.Fatalf("call after Kill of a restartable actor: %v", err)
 	}
 }
+
+var ctxActor = raygo.Actor0("test.ContextActor", func(ctx context.Context) (*counter, error) { return &counter{}, nil })
+
+var ctxOf = raygo.Method0(ctxActor, "Context", func(ctx context.Context, _ *counter) (raygo.Context, error) {
+	return raygo.CurrentContext(ctx), nil
+})
+
+var taskCtx = raygo.Func0("test.taskContext", func(ctx context.Context) (raygo.Context, error) {
+	return raygo.CurrentContext(ctx), nil
+})
+
+// TestContextPlacement: a task's context names its actor and the
+// placement group bundle it (or its actor) was placed in.
+func TestContextPlacement(t *testing.T) {
+	ctx := initLocal(t, raygo.NumCPUs(4))
+	pg, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 1}, {"CPU": 1}}, raygo.Pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plain := ctxActor.Remote()
+	placed := ctxActor.With(raygo.InPlacementGroup(pg, 1)).Remote()
+	c := get(t, ctx, ctxOf.Remote(plain))
+	if c.Actor != plain.ID() || c.PlacementGroup != 0 || c.Bundle != -1 {
+		t.Fatalf("plain actor's context: %+v (actor %s)", c, plain.ID())
+	}
+	c = get(t, ctx, ctxOf.Remote(placed))
+	if c.Actor != placed.ID() || c.PlacementGroup != pg.ID() || c.Bundle != 1 {
+		t.Fatalf("placed actor's context: %+v (actor %s, group %d)", c, placed.ID(), pg.ID())
+	}
+	c = get(t, ctx, taskCtx.With(raygo.InPlacementGroup(pg, 0)).Remote())
+	if c.Actor != "" || c.PlacementGroup != pg.ID() || c.Bundle != 0 || c.Task == "" {
+		t.Fatalf("placed task's context: %+v", c)
+	}
+	if d := raygo.CurrentContext(ctx); d.Task != "" || d.Actor != "" || d.Bundle != -1 {
+		t.Fatalf("driver's context: %+v", d)
+	}
+}

@@ -52,6 +52,12 @@ var examples = []struct {
 		`after Kill: errors.Is\(err, raygo.ErrActorDied\) = true`,
 		`(?m)^OK$`,
 	}},
+	{"collectives", nil, []string{
+		`group sgd: ranks \[0 1 2 3\]`,
+		`after 200 steps: mean squared error 0\.000`,
+		`models identical on 4 workers; largest weight error 0\.00`,
+		`(?m)^OK$`,
+	}},
 	{"objects", nil, []string{
 		`Put/Get: Ref\(\S+\) -> \{X:1.5 Y:-2 Label:a\}`,
 		`zero-copy: 32 MiB \[\]float64 Put once`,
