@@ -393,3 +393,19 @@ func (g *Group) fail(ctx context.Context, name, op string, seq uint64, err error
 	}
 	return fmt.Errorf("collectives: group %q: %s (call %d) on rank %d via %s: %w", g.name, op, seq, g.rank, name, err)
 }
+
+// Direct runs f with the group's backend of that name (the default when
+// name is ""), as one collective call: every rank must make it, in the
+// same order as the group's other calls. It is how backend-specific
+// operations are reached, such as NCCL's on device memory:
+//
+//	err := g.Direct(ctx, collectives.NCCL, func(b backend.Backend) error {
+//		return b.(*nccl.Backend).AllreduceDevice(ctx, buf, buf, collectives.Sum, stream, nccl.Wait)
+//	})
+func (g *Group) Direct(ctx context.Context, name string, f func(backend.Backend) error) error {
+	var opts []CallOption
+	if name != "" {
+		opts = append(opts, Via(name))
+	}
+	return g.collective(ctx, "direct", opts, f)
+}
