@@ -3,6 +3,7 @@ package raygo_test
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -138,13 +139,24 @@ func TestActorsAcrossNodes(t *testing.T) {
 
 func TestPlacementGroups(t *testing.T) {
 	_, ctx := joinCluster(t, 3, raygotest.Options{CPUs: 2})
-	// Infeasible groups fail at once.
-	_, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 1}, {"CPU": 1}, {"CPU": 1}, {"CPU": 1}}, raygo.StrictSpread)
-	if !errors.Is(err, raygo.ErrUnschedulable) {
+	// Infeasible groups: creation does not wait for the head, Wait says so
+	// at once, and removing them does nothing.
+	four, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 1}, {"CPU": 1}, {"CPU": 1}, {"CPU": 1}}, raygo.StrictSpread)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := four.Wait(ctx); !errors.Is(err, raygo.ErrUnschedulable) {
 		t.Fatalf("4 STRICT_SPREAD bundles on 3 nodes: %v", err)
 	}
-	if _, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 3}}, raygo.Pack); err == nil {
-		t.Fatal("a 3-CPU bundle on 2-CPU nodes was accepted")
+	if err := four.Remove(ctx); err != nil {
+		t.Fatalf("removing a group that could never be placed: %v", err)
+	}
+	big, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 3}}, raygo.Pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := big.Wait(ctx); !errors.Is(err, raygo.ErrUnschedulable) {
+		t.Fatalf("a 3-CPU bundle on 2-CPU nodes: %v", err)
 	}
 	// One bundle per node, taking every CPU.
 	all, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 2}, {"CPU": 2}, {"CPU": 2}}, raygo.StrictSpread)
@@ -189,6 +201,100 @@ func TestPlacementGroups(t *testing.T) {
 	if err := second.Remove(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := second.Wait(ctx); err == nil {
+		t.Fatal("Wait succeeded after Remove")
+	}
+	if err := second.Remove(ctx); err == nil {
+		t.Fatal("a second Remove succeeded")
+	}
+}
+
+// TestPlacementGroupsPipelined creates groups without waiting for each,
+// as raygo.NewPlacementGroup does not, then removes them: every bundle is
+// reserved once and returned everywhere, and a group removed before it
+// was placed fails its Wait and leaves nothing reserved.
+func TestPlacementGroupsPipelined(t *testing.T) {
+	_, ctx := joinCluster(t, 2, raygotest.Options{CPUs: 2})
+	const n = 200
+	pgs := make([]*raygo.PlacementGroup, n)
+	for i := range pgs {
+		pg, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 0.01}, {"CPU": 0.01}}, raygo.SpreadNodes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pgs[i] = pg
+	}
+	seen := map[uint64]bool{}
+	for _, pg := range pgs {
+		if seen[pg.ID()] {
+			t.Fatalf("two groups with ID %d", pg.ID())
+		}
+		seen[pg.ID()] = true
+		nodes, err := pg.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) != 2 || nodes[0] == nodes[1] {
+			t.Fatalf("SPREAD group %d on %v", pg.ID(), nodes)
+		}
+	}
+	// A group removed right after its creation, before anyone waited.
+	for range 20 {
+		pg, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 0.5}}, raygo.Pack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.Remove(ctx); err != nil {
+			t.Fatalf("remove right after create: %v", err)
+		}
+		if _, err := pg.Wait(ctx); err == nil {
+			t.Fatal("Wait succeeded after Remove")
+		}
+	}
+	// Every group that waits for room (each takes a whole node) is placed
+	// once the small ones go.
+	whole := make([]*raygo.PlacementGroup, 2)
+	for i := range whole {
+		pg, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 2}}, raygo.StrictPack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole[i] = pg
+	}
+	for _, pg := range pgs {
+		if err := pg.Remove(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var nodes []raygo.NodeID
+	for _, pg := range whole {
+		got, err := pg.Wait(ctx)
+		if err != nil {
+			t.Fatalf("a group of a whole node after the others were removed: %v", err)
+		}
+		nodes = append(nodes, got...)
+	}
+	if nodes[0] == nodes[1] {
+		t.Fatalf("two groups of 2 CPUs on one 2-CPU node %d", nodes[0])
+	}
+	for _, pg := range whole {
+		if err := pg.Remove(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Everything is free again on both nodes.
+	waitFor(t, func() bool {
+		ns, err := raygo.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range ns {
+			if math.Abs(n.Available["CPU"]-n.Total["CPU"]) > 1e-6 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func TestNodeDeathRetriesTasks(t *testing.T) {
@@ -486,4 +592,61 @@ func TestOwnerDeath(t *testing.T) {
 	if !errors.Is(err, raygo.ErrObjectLost) || !strings.Contains(err.Error(), "node 2") {
 		t.Fatalf("get of an object whose owner died: %v", err)
 	}
+}
+
+// TestDriverExitFreesItsObjects: a driver that goes away lets go of what
+// it made (objects it put, results of its tasks, small and stored), which
+// its node counts on the objects themselves while their creator holds
+// them, and of what it only received.
+func TestDriverExitFreesItsObjects(t *testing.T) {
+	c := raygotest.Start(t, 1, raygotest.Options{CPUs: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := raygo.Init(ctx, raygo.Address(c.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raygo.Shutdown(context.Background()) }) // after a failure
+	var keep []any
+	for i := 0; i < 5; i++ {
+		small, err := raygo.Put(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		big, err := raygo.Put(ctx, make([]float64, 1<<15)) // 256 KiB: in the store
+		if err != nil {
+			t.Fatal(err)
+		}
+		made := makeBig.Remote(raygo.Val(1 << 15))
+		sum := add.Remote(raygo.Val(i), raygo.Val(1))
+		if _, err := made.Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+		get(t, ctx, sum)
+		// A ref received inside a value: held by the driver, not made by it.
+		box := get(t, ctx, putOnNode.Remote(raygo.Val(1)))
+		keep = append(keep, small, big, made, sum, box)
+	}
+	// Nodes report their counts a few times a second.
+	waitFor(t, func() bool { return objectsOn(t, ctx) > 0 })
+	if err := raygo.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runtime.KeepAlive(keep)
+	if err := raygo.Init(ctx, raygo.Address(c.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	defer raygo.Shutdown(context.Background())
+	waitFor(t, func() bool { return objectsOn(t, ctx) == 0 && storeUsed(t, ctx) == 0 })
+}
+
+func objectsOn(t *testing.T, ctx context.Context) int {
+	nodes, err := raygo.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range nodes {
+		n += x.Objects
+	}
+	return n
 }

@@ -177,14 +177,18 @@ func GetAll[T any](ctx context.Context, refs []Ref[T]) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]wire.ObjectID, 0, len(refs))
-	for _, r := range refs {
+	// Subscribe to every object first, a batch at a time.
+	ids := make([]wire.ObjectID, 0, min(len(refs), runtime.SubscribeBatch))
+	for i, r := range refs {
 		if r.h != nil {
 			ids = append(ids, r.h.id)
 		}
-	}
-	if err := c.Subscribe(ids); err != nil {
-		return nil, convert(err)
+		if len(ids) == cap(ids) || i == len(refs)-1 {
+			if err := c.Subscribe(ids); err != nil {
+				return nil, convert(err)
+			}
+			ids = ids[:0]
+		}
 	}
 	out := make([]T, len(refs))
 	for i, r := range refs {

@@ -131,6 +131,9 @@ type Agent struct {
 	useSeq          uint64                  // for least-recently-used order
 	spread          int
 	fnMicros        map[string]float64           // recent run time of each function, for lease sizes
+	names           map[string]string            // function and method names (internLocked)
+	objMsg          wire.Object                  // reused to send results to their submitters
+	execMsg         wire.Exec                    // reused to send tasks to connected workers
 	ownActors       map[wire.ActorID]*ownedActor // actors created on this node
 	lineage         map[wire.TaskID]*lineage     // how to rebuild stored results owned here
 	lineageOrder    []lineageRef
@@ -160,7 +163,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 		owned: map[wire.TaskID]*ownedTask{}, running: map[wire.TaskID]*execTask{},
 		queues: map[string]*taskQueue{}, avail: copyRes(cfg.Resources), freeGPUs: append([]string(nil), cfg.GPUs...),
 		bundles: map[bundleKey]*bundle{}, actors: map[wire.ActorID]*localActor{}, routes: map[wire.ActorID]*actorRoute{},
-		calls: map[callKey]*callQueue{}, fnMicros: map[string]float64{}, ownActors: map[wire.ActorID]*ownedActor{}, lineage: map[wire.TaskID]*lineage{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
+		calls: map[callKey]*callQueue{}, fnMicros: map[string]float64{}, names: map[string]string{}, ownActors: map[wire.ActorID]*ownedActor{}, lineage: map[wire.TaskID]*lineage{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
 		done: make(chan struct{}),
 	}
 	var err error
@@ -398,10 +401,10 @@ func (a *Agent) headLoop() {
 		case *wire.View:
 			a.applyView(m)
 		case *wire.Req:
-			go func() {
-				body, err := a.serveHeadOp(m.Op, m.Body)
-				reply(a.head, m.ID, body, err)
-			}()
+			// Bundle reservations and releases: quick, and served in the
+			// order sent, so a release that follows a reservation finds it.
+			body, err := a.serveHeadOp(m.Op, m.Body)
+			reply(a.head, m.ID, body, err)
 		case *wire.Rep:
 			a.headCalls.deliver(m)
 		case *wire.Shutdown:
@@ -586,8 +589,8 @@ func (a *Agent) DebugState() string {
 		fmt.Fprintf(&b, "  queue %q: %d\n", k, len(q.tasks))
 	}
 	for id, o := range a.objs {
-		if o.state == objPending || o.pulling {
-			fmt.Fprintf(&b, "  obj %s owned %v state %d pulling %v waiters %d locs %v\n", id, o.owned, o.state, o.pulling, len(o.waiters), o.locs)
+		if o.state == objPending || o.pulling() {
+			fmt.Fprintf(&b, "  obj %s owned %v state %d pulling %v waiters %d locs %v\n", id, o.owned, o.state, o.pulling(), o.numWaiters(), o.locs())
 		}
 	}
 	return b.String()

@@ -22,23 +22,111 @@ const (
 // object's ID) keeps the authoritative entry: state, value or location, the
 // nodes holding copies, and the reference count. Other nodes keep an entry
 // while they wait for the object or hold a copy of it.
+//
+// A node holds one per task result it owns, so what most small results
+// never need lives apart, in objMore (the size class is 144 bytes, not 320).
 type obj struct {
-	id       wire.ObjectID
-	owned    bool
-	state    uint8
-	val      wire.Value // inline data, or InStore with val.Node a holder
-	err      *wire.TaskError
-	refs     int32         // owner: references held anywhere
+	id   wire.ObjectID
+	val  wire.Value // inline data, or InStore with val.Node a holder
+	err  *wire.TaskError
+	more *objMore // nil until needed
+	refs int32    // owner: references held anywhere
+	// creator is the local process that made it (submitted its task, or
+	// put it), while that process holds it: its hold is counted here
+	// rather than in proc.held.
+	creator wire.ProcID
+	state   uint8
+	owned   bool
+	here    bool // this node's store holds a sealed copy (in the arena, or spilled)
+	asked   bool // non-owner: subscribed at the owner
+	// owner: the process that submitted the task asked for its result while
+	// it was pending; the result is sent to it when ready (see finishLocked).
+	submitterWaits bool
+}
+
+// detach returns small data on its own, so that it does not keep alive the
+// whole frame it was received in (a result of a few bytes would hold on to
+// its message, several times larger, for as long as the object lives).
+func detach(b []byte) []byte {
+	if len(b) == 0 || len(b) > 64 {
+		return b
+	}
+	return append([]byte(nil), b...)
+}
+
+// objMore is the part of an object's record that only some objects need:
+// stored copies and their spilling, the nodes told about it, and what waits
+// for it.
+type objMore struct {
 	locs     []wire.NodeID // owner: nodes whose store holds a copy
 	subs     []wire.NodeID // owner: nodes that asked for it (they may cache it)
-	here     bool          // this node's store holds a sealed copy (in the arena, or spilled)
 	spilled  string        // the copy's spill file, when not in the arena
-	spilling bool          // being written to a spill file
 	used     uint64        // when it was last used here (a.useSeq)
-	asked    bool          // non-owner: subscribed at the owner
 	waiters  []func(*obj)
-	pulling  bool
 	pullers  []func(error)
+	spilling bool // being written to a spill file
+	pulling  bool
+}
+
+// x is o's objMore, made when first needed: changes go through it.
+func (o *obj) x() *objMore {
+	if o.more == nil {
+		o.more = &objMore{}
+	}
+	return o.more
+}
+
+// Reads of objMore's fields, for objects that have none too.
+
+func (o *obj) locs() []wire.NodeID {
+	if o.more == nil {
+		return nil
+	}
+	return o.more.locs
+}
+
+func (o *obj) subs() []wire.NodeID {
+	if o.more == nil {
+		return nil
+	}
+	return o.more.subs
+}
+
+func (o *obj) spilled() string {
+	if o.more == nil {
+		return ""
+	}
+	return o.more.spilled
+}
+
+func (o *obj) spilling() bool { return o.more != nil && o.more.spilling }
+
+func (o *obj) used() uint64 {
+	if o.more == nil {
+		return 0
+	}
+	return o.more.used
+}
+
+func (o *obj) pulling() bool { return o.more != nil && o.more.pulling }
+
+func (o *obj) numWaiters() int {
+	if o.more == nil {
+		return 0
+	}
+	return len(o.more.waiters)
+}
+
+// busy says whether something here waits for o or fetches it.
+func (o *obj) busy() bool {
+	return o.more != nil && (o.more.pulling || len(o.more.waiters) > 0 || len(o.more.pullers) > 0)
+}
+
+// takeWaiters moves old's waiters to o (a new record replacing old).
+func (o *obj) takeWaiters(old *obj) {
+	if old != nil && old.numWaiters() > 0 {
+		o.x().waiters = old.more.waiters
+	}
 }
 
 func (a *Agent) objectLost(id wire.ObjectID, why string) *wire.TaskError {
@@ -77,7 +165,7 @@ func (a *Agent) refLocked(id wire.ObjectID, delta int32) {
 	case prev > 0 && n <= 0:
 		a.sendPeerLocked(id.Owner(), &wire.Refs{IDs: []wire.ObjectID{id}, Deltas: []int32{-1}})
 		// Nothing here needs what we learned about it any more.
-		if o := a.objs[id]; o != nil && !o.owned && !o.here && !o.pulling && len(o.waiters) == 0 && len(o.pullers) == 0 {
+		if o := a.objs[id]; o != nil && !o.owned && !o.here && !o.busy() {
 			delete(a.objs, id)
 		}
 	}
@@ -91,7 +179,7 @@ func (a *Agent) freeLocked(o *obj) {
 	}
 	a.dropCopyLocked(o)
 	told := map[wire.NodeID]bool{a.id: true}
-	for _, n := range append(o.locs, o.subs...) {
+	for _, n := range append(o.locs(), o.subs()...) {
 		if !told[n] {
 			told[n] = true
 			a.sendPeerLocked(n, &wire.Free{IDs: []wire.ObjectID{o.id}})
@@ -110,19 +198,19 @@ func (a *Agent) putLocked(p *proc, m *wire.Put) {
 		return
 	}
 	o := &obj{id: m.ID, owned: true, state: objReady, val: m.Value, refs: 1}
+	o.val.Data = detach(o.val.Data)
 	if m.Value.InStore {
 		if err := a.store.Seal(m.ID.FileName()); err != nil {
 			o.state, o.err = objFailed, &wire.TaskError{Kind: wire.ErrKindSystem, Node: a.id, Message: fmt.Sprintf("put %s: %v", m.ID, err)}
 		} else {
-			o.val.Node, o.here, o.locs = a.id, true, []wire.NodeID{a.id}
+			o.val.Node, o.here = a.id, true
+			o.x().locs = []wire.NodeID{a.id}
 			a.touchLocked(o)
 		}
 	}
-	if old := a.objs[m.ID]; old != nil {
-		o.waiters = old.waiters
-	}
+	o.takeWaiters(a.objs[m.ID])
 	a.objs[m.ID] = o
-	p.held[m.ID]++
+	o.creator, p.created = p.id, true
 	for _, c := range m.Value.Contained {
 		a.refLocked(c, 1)
 	}
@@ -132,8 +220,11 @@ func (a *Agent) putLocked(p *proc, m *wire.Put) {
 
 // readyLocked runs the callbacks waiting for o.
 func (a *Agent) readyLocked(o *obj) {
-	ws := o.waiters
-	o.waiters = nil
+	if o.more == nil {
+		return
+	}
+	ws := o.more.waiters
+	o.more.waiters = nil
 	for _, w := range ws {
 		w(o)
 	}
@@ -159,7 +250,8 @@ func (a *Agent) whenReadyLocked(id wire.ObjectID, f func(*obj)) {
 		f(o)
 		return
 	}
-	o.waiters = append(o.waiters, f)
+	x := o.x()
+	x.waiters = append(x.waiters, f)
 	if !o.owned && !o.asked {
 		o.asked = true
 		a.sendPeerLocked(id.Owner(), &wire.Subscribe{IDs: []wire.ObjectID{id}})
@@ -173,18 +265,19 @@ func (a *Agent) localizeLocked(o *obj, f func(error)) {
 		f(nil)
 		return
 	}
-	o.pullers = append(o.pullers, f)
-	if o.pulling {
+	x := o.x()
+	x.pullers = append(x.pullers, f)
+	if x.pulling {
 		return
 	}
-	o.pulling = true
+	x.pulling = true
 	from := o.val.Node
 	id, size := o.id, o.val.Size
 	go func() {
 		err := a.pull(id, int64(size), from)
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		o.pulling = false
+		x.pulling = false
 		if err == nil {
 			o.here = true
 			a.touchLocked(o)
@@ -193,13 +286,13 @@ func (a *Agent) localizeLocked(o *obj, f func(error)) {
 				a.store.Delete(id.FileName())
 				err = fmt.Errorf("object %s was freed while being fetched", id)
 			} else if id.Owner() == a.id {
-				o.locs = append(o.locs, a.id)
+				x.locs = append(x.locs, a.id)
 			} else {
 				a.sendPeerLocked(id.Owner(), &wire.Put{ID: id, Value: wire.Value{InStore: true, Size: size, Node: a.id}})
 			}
 		}
-		ps := o.pullers
-		o.pullers = nil
+		ps := x.pullers
+		x.pullers = nil
 		for _, p := range ps {
 			p(err)
 		}
@@ -293,10 +386,10 @@ func (a *Agent) servePull(body []byte) ([]byte, error) {
 	}
 	a.mu.Lock()
 	o := a.objs[id]
-	if o != nil && o.here && o.spilled != "" {
+	if o != nil && o.here && o.spilled() != "" {
 		// Read outside the lock: the file goes only with the object, and a
 		// freed object's file is simply missing.
-		path, size := o.spilled, o.val.Size
+		path, size := o.spilled(), o.val.Size
 		a.mu.Unlock()
 		if off+n > size {
 			return nil, fmt.Errorf("%w: chunk [%d, %d) of %s, which has %d bytes", ErrInvalid, off, off+n, id, size)
@@ -323,6 +416,15 @@ func (a *Agent) servePull(body []byte) ([]byte, error) {
 
 // subscribeProcLocked sends p the object once it is ready and readable here.
 func (a *Agent) subscribeProcLocked(p *proc, id wire.ObjectID) {
+	// A result of a task p submitted goes to p when the task finishes
+	// (finishLocked): note that p asked, rather than keep a callback per
+	// object (a driver may wait for a million at once).
+	if o := a.objs[id]; o != nil && o.owned && o.state == objPending {
+		if ot := a.owned[id.Task]; ot != nil && ot.proc == p && !ot.rebuild {
+			o.submitterWaits = true
+			return
+		}
+	}
 	a.whenReadyLocked(id, func(o *obj) {
 		a.localizeLocked(o, func(err error) {
 			if p.gone {
@@ -335,7 +437,7 @@ func (a *Agent) subscribeProcLocked(p *proc, id wire.ObjectID) {
 			}
 			if m.Value.InStore {
 				// A process that holds the object keeps a view of it: pin it.
-				pin := p.held[id] > 0 && !p.viewing[id]
+				pin := p.holdsLocked(o) && !p.viewing[id]
 				v, ok := a.localValueLocked(o, pin)
 				if !ok {
 					v = wire.Value{}
@@ -373,7 +475,7 @@ func (a *Agent) freeCopiesLocked(ids []wire.ObjectID) {
 			continue
 		}
 		a.dropCopyLocked(o)
-		if len(o.waiters) == 0 && !o.pulling {
+		if !o.busy() {
 			delete(a.objs, id)
 		}
 	}

@@ -170,8 +170,9 @@ func (a *Agent) peerMsgLocked(from wire.NodeID, m wire.Msg) {
 		a.completeLocked(m)
 	case *wire.Subscribe:
 		for _, id := range m.IDs {
-			if o := a.objs[id]; o != nil && o.owned && !containsNode(o.subs, from) {
-				o.subs = append(o.subs, from)
+			if o := a.objs[id]; o != nil && o.owned && !containsNode(o.subs(), from) {
+				x := o.x()
+				x.subs = append(x.subs, from)
 			}
 			a.whenReadyLocked(id, func(o *obj) {
 				r := &wire.Object{ID: id, Value: o.val, Err: o.err}
@@ -189,7 +190,8 @@ func (a *Agent) peerMsgLocked(from wire.NodeID, m wire.Msg) {
 	case *wire.Put:
 		// A node now holds a copy of an object we own.
 		if o := a.objs[m.ID]; o != nil && o.owned {
-			o.locs = append(o.locs, m.Value.Node)
+			x := o.x()
+			x.locs = append(x.locs, m.Value.Node)
 		} else {
 			a.sendPeerLocked(from, &wire.Free{IDs: []wire.ObjectID{m.ID}})
 		}

@@ -19,7 +19,11 @@ type proc struct {
 	pid  int64
 	job  uint64
 	conn *wire.Conn
-	held map[wire.ObjectID]int32 // refs it holds, released if it goes away
+	// held: refs it holds, released if it goes away; except its hold on
+	// the objects it created, kept on the object (obj.creator) while it
+	// lasts, which saves an entry per task a driver submits.
+	held    map[wire.ObjectID]int32
+	created bool // it created objects (see held)
 	// viewing: objects it was sent a view of, pinned in the arena until
 	// it stops holding them or goes away.
 	viewing map[wire.ObjectID]bool
@@ -160,18 +164,7 @@ func (a *Agent) serveProc(p *proc) {
 		case *wire.Refs:
 			a.mu.Lock()
 			for i, id := range m.IDs {
-				d := m.Deltas[i]
-				n := p.held[id] + d
-				if n <= 0 {
-					delete(p.held, id)
-					if p.viewing[id] {
-						delete(p.viewing, id)
-						a.unpinLocked(id)
-					}
-				} else {
-					p.held[id] = n
-				}
-				a.refLocked(id, d)
+				a.procRefLocked(p, id, m.Deltas[i])
 			}
 			a.mu.Unlock()
 		case *wire.Subscribe:
@@ -203,6 +196,31 @@ func (a *Agent) serveProc(p *proc) {
 	a.procGone(p)
 }
 
+// procRefLocked applies a change in the references process p holds to id.
+func (a *Agent) procRefLocked(p *proc, id wire.ObjectID, d int32) {
+	n := p.held[id] + d
+	if o := a.objs[id]; o != nil && o.creator == p.id {
+		// p's hold as the object's creator: it moves to p.held, or ends.
+		o.creator = 0
+		n++
+	}
+	if n <= 0 {
+		delete(p.held, id)
+		if p.viewing[id] {
+			delete(p.viewing, id)
+			a.unpinLocked(id)
+		}
+	} else {
+		p.held[id] = n
+	}
+	a.refLocked(id, d)
+}
+
+// holdsLocked says whether process p holds a reference to o.
+func (p *proc) holdsLocked(o *obj) bool {
+	return o.creator == p.id || p.held[o.id] > 0
+}
+
 func isClosed(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "EOF") || strings.Contains(s, "closed") || strings.Contains(s, "reset by peer")
@@ -217,6 +235,18 @@ func (a *Agent) procGone(p *proc) {
 		a.refLocked(id, -n)
 	}
 	p.held = nil
+	if p.created {
+		var ids []wire.ObjectID
+		for id, o := range a.objs {
+			if o.creator == p.id {
+				o.creator = 0
+				ids = append(ids, id)
+			}
+		}
+		for _, id := range ids {
+			a.refLocked(id, -1)
+		}
+	}
 	for id := range p.viewing {
 		a.unpinLocked(id)
 	}
@@ -300,12 +330,16 @@ func (a *Agent) procRequest(p *proc, r *wire.Req) {
 		reply(p.conn, r.ID, nil, err)
 	case wire.OpPGCreate, wire.OpPGRemove, wire.OpPGWait, wire.OpKVPut, wire.OpKVGet, wire.OpKVWait,
 		wire.OpKVList, wire.OpKVDelete, wire.OpActorLookup, wire.OpActorPlace, wire.OpStatus, wire.OpActorLocate:
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
-			defer cancel()
-			body, err := a.headCalls.call(ctx, a.head, r.Op, r.Body)
-			reply(p.conn, r.ID, body, err)
-		}()
+		// Sent now, from this connection's reader, so the head sees a
+		// process's requests in the order it made them (a placement
+		// group's removal after its creation, which nobody waited for).
+		conn, rid := p.conn, r.ID
+		err := a.headCalls.send(a.head, r.Op, r.Body, func(rep *wire.Rep) {
+			conn.Send(&wire.Rep{ID: rid, Body: rep.Body, Err: rep.Err, Code: rep.Code})
+		})
+		if err != nil {
+			reply(conn, rid, nil, err)
+		}
 	default:
 		reply(p.conn, r.ID, nil, fmt.Errorf("%w: unknown op %d", ErrInvalid, r.Op))
 	}

@@ -82,7 +82,7 @@ func (a *Agent) unpinLocked(id wire.ObjectID) {
 // touchLocked marks o recently used (spilling takes the least recent first).
 func (a *Agent) touchLocked(o *obj) {
 	a.useSeq++
-	o.used = a.useSeq
+	o.x().used = a.useSeq
 }
 
 // localValueLocked is the value a local process reads a stored object
@@ -95,8 +95,8 @@ func (a *Agent) localValueLocked(o *obj, pin bool) (v wire.Value, ok bool) {
 		return v, false
 	}
 	a.touchLocked(o)
-	if o.spilled != "" {
-		v.Spilled = o.spilled
+	if s := o.spilled(); s != "" {
+		v.Spilled = s
 		return v, true
 	}
 	off, _, ok := a.store.Lookup(o.id.FileName())
@@ -116,10 +116,10 @@ func (a *Agent) dropCopyLocked(o *obj) {
 		return
 	}
 	o.here = false
-	if o.spilled != "" {
-		os.Remove(o.spilled)
+	if s := o.spilled(); s != "" {
+		os.Remove(s)
 		a.spillUsed -= int64(o.val.Size)
-		o.spilled = ""
+		o.more.spilled = ""
 		return
 	}
 	a.store.Delete(o.id.FileName())
@@ -166,7 +166,7 @@ func (a *Agent) spillSome(need int64) (int64, string) {
 	var cands []*obj
 	var pinned int64
 	for _, o := range a.objs {
-		if !o.here || o.spilled != "" || o.spilling || o.state != objReady || !o.val.InStore {
+		if !o.here || o.spilled() != "" || o.spilling() || o.state != objReady || !o.val.InStore {
 			continue
 		}
 		if a.pins[o.id] > 0 {
@@ -175,7 +175,7 @@ func (a *Agent) spillSome(need int64) (int64, string) {
 		}
 		cands = append(cands, o)
 	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].used < cands[j].used })
+	sort.Slice(cands, func(i, j int) bool { return cands[i].used() < cands[j].used() })
 	want := need - (a.store.Limit() - a.store.Used())
 	var chosen, budget int64
 	budget = a.spillLimit - a.spillUsed
@@ -191,7 +191,7 @@ func (a *Agent) spillSome(need int64) (int64, string) {
 		if !ok {
 			continue
 		}
-		o.spilling = true
+		o.x().spilling = true
 		chosen += sz
 		vs = append(vs, victim{o: o, off: off, size: sz, path: filepath.Join(a.spillDir, o.id.FileName())})
 	}
@@ -227,16 +227,16 @@ func (a *Agent) spillSome(need int64) (int64, string) {
 	var werr error
 	for _, v := range vs {
 		o := v.o
-		o.spilling = false
+		o.x().spilling = false
 		switch {
 		case v.err != nil:
 			werr = v.err
 			os.Remove(v.path)
-		case a.objs[o.id] != o || !o.here || o.spilled != "" || a.pins[o.id] > 0:
+		case a.objs[o.id] != o || !o.here || o.spilled() != "" || a.pins[o.id] > 0:
 			// Freed meanwhile, or a reader got a view: keep it in memory.
 			os.Remove(v.path)
 		default:
-			o.spilled = v.path
+			o.x().spilled = v.path
 			a.spillUsed += v.size
 			a.store.Delete(o.id.FileName())
 			freed += v.size

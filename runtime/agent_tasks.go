@@ -14,20 +14,23 @@ import (
 
 // ownedTask is a task submitted on this node, from submission until its
 // results are recorded. Its owner node decides where it runs and retries.
+//
+// A node holds one per queued task: the fields are ordered to leave little
+// padding (the size class is 256 bytes).
 type ownedTask struct {
 	spec        wire.TaskSpec
 	proc        *proc // the submitter
-	attempt     uint32
-	deps        int // arguments not ready yet (+1 while registering)
-	node        wire.NodeID
-	retries     int32 // left; negative: unlimited
-	cancelled   bool
 	upstream    *wire.TaskError
 	callq       *callQueue
+	attempt     uint32
+	deps        int32 // arguments not ready yet (+1 while registering)
+	node        wire.NodeID
+	retries     int32 // left; negative: unlimited
+	reroutes    int32 // times an actor call was sent again after its actor moved
+	lostRetries int32 // runs again after an argument could not be fetched
+	cancelled   bool
 	scheduled   bool
-	reroutes    int  // times an actor call was sent again after its actor moved
 	rebuild     bool // a run to rebuild lost results from lineage
-	lostRetries int  // runs again after an argument could not be fetched
 }
 
 // maxLostRetries bounds the runs again after an argument could not be
@@ -39,21 +42,49 @@ const maxLostRetries = 8
 const maxReroutes = 20
 
 // execTask is a task running (or about to) on this node.
+//
+// A node holds one per queued task: what few tasks need lives apart, in
+// execMore (the size class is 80 bytes, not 176).
 type execTask struct {
 	spec      *wire.TaskSpec
-	attempt   uint32
-	bkey      bundleKey
-	inBundle  bool
-	gpus      []string
-	acquired  bool
 	worker    *workerProc
-	args      []wire.ArgValue
-	waiting   int
-	resolved  bool
 	failed    *wire.TaskError
-	cancelled bool
 	lease     *lease
-	pins      []wire.ObjectID // arguments its worker was sent views of
+	args      []wire.ArgValue
+	more      *execMore // nil until needed
+	attempt   uint32
+	waiting   int32
+	inBundle  bool // in placement group bundle bundle()
+	acquired  bool
+	resolved  bool
+	cancelled bool
+}
+
+// execMore is the part of a running task's record that only some tasks need.
+type execMore struct {
+	gpus []string
+	pins []wire.ObjectID // arguments its worker was sent views of
+}
+
+func (et *execTask) x() *execMore {
+	if et.more == nil {
+		et.more = &execMore{}
+	}
+	return et.more
+}
+
+// gpus are the GPUs it was given.
+func (et *execTask) gpus() []string {
+	if et.more == nil {
+		return nil
+	}
+	return et.more.gpus
+}
+
+// bundle is the placement group bundle it runs in, when inBundle. (Its
+// owner fixed the bundle in the spec before sending it.)
+func (et *execTask) bundle() bundleKey {
+	return bundleKey{et.spec.Strategy.Group, int(et.spec.Strategy.Bundle)}
 }
 
 // lease is a run of short tasks of one function handed to one worker to
@@ -140,10 +171,7 @@ func (act *localActor) class() string {
 
 func newExecTask(spec *wire.TaskSpec, attempt uint32) *execTask {
 	et := &execTask{spec: spec, attempt: attempt}
-	if spec.Strategy.Kind == wire.StrategyPlacementGroup && spec.Kind != wire.KindActorCall {
-		et.inBundle = true
-		et.bkey = bundleKey{spec.Strategy.Group, int(spec.Strategy.Bundle)}
-	}
+	et.inBundle = spec.Strategy.Kind == wire.StrategyPlacementGroup && spec.Kind != wire.KindActorCall
 	return et
 }
 
@@ -166,6 +194,8 @@ func displayName(s *wire.TaskSpec) string {
 
 func (a *Agent) submitLocked(p *proc, spec *wire.TaskSpec) {
 	ot := &ownedTask{spec: *spec, proc: p, retries: spec.MaxRetries}
+	ot.spec.Func = a.internLocked(spec.Func)
+	ot.spec.Method = a.internLocked(spec.Method)
 	id := spec.ID
 	if _, dup := a.owned[id]; dup {
 		a.logf("duplicate task ID %s from process %d; ignored", id, p.id)
@@ -174,12 +204,10 @@ func (a *Agent) submitLocked(p *proc, spec *wire.TaskSpec) {
 	a.owned[id] = ot
 	for i := uint32(1); i <= spec.NumReturns; i++ {
 		oid := wire.ObjectID{Task: id, Index: i}
-		o := &obj{id: oid, owned: true, state: objPending, refs: 1}
-		if old := a.objs[oid]; old != nil {
-			o.waiters = old.waiters
-		}
+		o := &obj{id: oid, owned: true, state: objPending, refs: 1, creator: p.id}
+		o.takeWaiters(a.objs[oid])
 		a.objs[oid] = o
-		p.held[oid]++
+		p.created = true
 	}
 	if spec.Kind == wire.KindActorCall {
 		k := callKey{p.id, spec.Actor}
@@ -203,6 +231,25 @@ func (a *Agent) submitLocked(p *proc, spec *wire.TaskSpec) {
 	}
 	a.awaitArgsLocked(ot)
 }
+
+// internLocked returns the node's copy of a function or method name, so
+// the tasks queued here share one string per name instead of one each.
+func (a *Agent) internLocked(s string) string {
+	if s == "" {
+		return ""
+	}
+	if c, ok := a.names[s]; ok {
+		return c
+	}
+	if len(a.names) < maxInterned {
+		a.names[s] = s
+	}
+	return s
+}
+
+// maxInterned bounds the names interned: there are as many as registered
+// functions and methods, unless a process sends made-up ones.
+const maxInterned = 1 << 14
 
 // awaitArgsLocked runs ot once every Ref argument is ready (or failed).
 func (a *Agent) awaitArgsLocked(ot *ownedTask) {
@@ -695,8 +742,9 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 			o.state, o.err = objFailed, terr
 		} else {
 			o.state, o.val = objReady, results[i-1]
+			o.val.Data = detach(o.val.Data)
 			if o.val.InStore {
-				o.locs = []wire.NodeID{o.val.Node}
+				o.x().locs = []wire.NodeID{o.val.Node}
 				o.here = o.val.Node == a.id
 				a.touchLocked(o)
 			}
@@ -704,9 +752,16 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 		a.readyLocked(o)
 		// Stored results are not pushed: the submitter subscribes when it
 		// gets them, so only processes that read a stored object pin it.
-		if p := ot.proc; p != nil && !p.gone && p.held[oid] > 0 && (o.state == objFailed || !o.val.InStore) {
-			p.conn.Send(&wire.Object{ID: oid, Value: o.val, Err: o.err})
+		if p := ot.proc; p != nil && !p.gone && p.holdsLocked(o) {
+			if o.state == objFailed || !o.val.InStore {
+				a.objMsg = wire.Object{ID: oid, Value: o.val, Err: o.err}
+				p.conn.Send(&a.objMsg) // encoded at once: the message is reused
+				a.objMsg = wire.Object{}
+			} else if o.submitterWaits {
+				a.subscribeProcLocked(p, oid) // ready: sent now, or once pulled here
+			}
 		}
+		o.submitterWaits = false
 		if o.refs <= 0 {
 			a.freeLocked(o)
 		}
@@ -804,34 +859,47 @@ func (a *Agent) admitLocked(et *execTask) {
 	}
 	// Arguments first, resources after: a task waiting for an argument
 	// (perhaps one being rebuilt, which needs a CPU itself) holds none.
-	a.resolveArgsLocked(et, func() {
-		if et.failed != nil {
-			a.failExecLocked(et, et.failed)
-			a.dispatchLocked()
-			return
-		}
-		k := shapeKey(et)
-		q := a.queues[k]
-		if q == nil {
-			q = &taskQueue{}
-			a.queues[k] = q
-			a.qorder = append(a.qorder, k)
-		}
-		q.tasks = append(q.tasks, et)
+	if len(spec.Args) == 0 {
+		et.resolved = true
+		a.enqueueLocked(et)
+		return
+	}
+	a.resolveArgsLocked(et, func() { a.enqueueLocked(et) })
+}
+
+// enqueueLocked queues a task whose arguments are resolved, by the shape
+// of the resources it needs.
+func (a *Agent) enqueueLocked(et *execTask) {
+	if et.failed != nil {
+		a.failExecLocked(et, et.failed)
 		a.dispatchLocked()
-	})
+		return
+	}
+	k := shapeKey(et)
+	q := a.queues[k]
+	if q == nil {
+		q = &taskQueue{}
+		a.queues[k] = q
+		a.qorder = append(a.qorder, k)
+	}
+	q.tasks = append(q.tasks, et)
+	a.dispatchLocked()
 }
 
 func shapeKey(et *execTask) string {
 	var b strings.Builder
 	if et.inBundle {
 		b.WriteString("pg")
-		b.WriteString(strconv.FormatUint(et.bkey.group, 10))
+		k := et.bundle()
+		b.WriteString(strconv.FormatUint(k.group, 10))
 		b.WriteByte('.')
-		b.WriteString(strconv.Itoa(et.bkey.index))
+		b.WriteString(strconv.Itoa(k.index))
 		b.WriteByte('|')
 	}
 	r := et.spec.Resources
+	if !et.inBundle && len(r) == 1 && r["CPU"] == 1 {
+		return "CPU=1" // most tasks: no string built
+	}
 	if len(r) == 1 {
 		for k, v := range r {
 			b.WriteString(k)
@@ -973,14 +1041,15 @@ func (a *Agent) acquireLocked(et *execTask) (bool, *wire.TaskError) {
 	pool := a.avail
 	gpuPool := &a.freeGPUs
 	if et.inBundle {
-		b := a.bundles[et.bkey]
+		k := et.bundle()
+		b := a.bundles[k]
 		if b == nil {
 			return false, a.taskError(wire.ErrKindUnschedulable, et.spec, et.attempt,
-				"placement group %d bundle %d is not reserved on node %d (removed?)", et.bkey.group, et.bkey.index, a.id)
+				"placement group %d bundle %d is not reserved on node %d (removed?)", k.group, k.index, a.id)
 		}
 		if !fits(et.spec.Resources, b.total) {
 			return false, a.taskError(wire.ErrKindUnschedulable, et.spec, et.attempt,
-				"needs %v, more than placement group %d bundle %d holds (%v)", et.spec.Resources, et.bkey.group, et.bkey.index, b.total)
+				"needs %v, more than placement group %d bundle %d holds (%v)", et.spec.Resources, k.group, k.index, b.total)
 		}
 		pool = b.avail
 		gpuPool = &b.gpus
@@ -995,7 +1064,7 @@ func (a *Agent) acquireLocked(et *execTask) (bool, *wire.TaskError) {
 			add(pool, et.spec.Resources)
 			return false, nil
 		}
-		et.gpus = append([]string(nil), (*gpuPool)[:n]...)
+		et.x().gpus = append([]string(nil), (*gpuPool)[:n]...)
 		*gpuPool = (*gpuPool)[n:]
 	}
 	et.acquired = true
@@ -1010,16 +1079,16 @@ func (a *Agent) releaseLocked(et *execTask) {
 	et.acquired = false
 	a.loadGen++
 	if et.inBundle {
-		b := a.bundles[et.bkey]
+		b := a.bundles[et.bundle()]
 		if b == nil {
 			return // the bundle was removed and its resources returned whole
 		}
 		add(b.avail, et.spec.Resources)
-		b.gpus = append(b.gpus, et.gpus...)
+		b.gpus = append(b.gpus, et.gpus()...)
 		return
 	}
 	add(a.avail, et.spec.Resources)
-	a.freeGPUs = append(a.freeGPUs, et.gpus...)
+	a.freeGPUs = append(a.freeGPUs, et.gpus()...)
 }
 
 // startLocked resolves a task's arguments, then hands it to a worker.
@@ -1093,7 +1162,8 @@ func (a *Agent) execArgsLocked(et *execTask) *wire.TaskError {
 			return a.taskError(wire.ErrKindObjectLost, et.spec, et.attempt, "argument %d: %s is not in node %d's store", i, arg.ID, a.id)
 		}
 		if v.Spilled == "" {
-			et.pins = append(et.pins, arg.ID)
+			x := et.x()
+			x.pins = append(x.pins, arg.ID)
 		}
 		v.Contained = arg.Value.Contained
 		arg.Value = v
@@ -1103,10 +1173,13 @@ func (a *Agent) execArgsLocked(et *execTask) *wire.TaskError {
 
 // unpinExecLocked lets go of a task's pins on its arguments.
 func (a *Agent) unpinExecLocked(et *execTask) {
-	for _, id := range et.pins {
+	if et.more == nil {
+		return
+	}
+	for _, id := range et.more.pins {
 		a.unpinLocked(id)
 	}
-	et.pins = nil
+	et.more.pins = nil
 }
 
 func (a *Agent) sendExecLocked(et *execTask) {
@@ -1128,14 +1201,14 @@ func (a *Agent) sendExecLocked(et *execTask) {
 	}
 	var w *workerProc
 	var env map[string]string
-	if len(et.gpus) > 0 {
-		env = map[string]string{"CUDA_VISIBLE_DEVICES": strings.Join(et.gpus, ",")}
+	if gpus := et.gpus(); len(gpus) > 0 {
+		env = map[string]string{"CUDA_VISIBLE_DEVICES": strings.Join(gpus, ",")}
 	} else if et.spec.Resources["GPU"] == 0 {
 		env = noGPUEnv
 	}
 	var leaseID uint64
 	switch {
-	case et.spec.Dedicated || len(et.gpus) > 0:
+	case et.spec.Dedicated || len(et.gpus()) > 0:
 		w = a.startWorkerLocked(j, true, env)
 	case et.lease != nil:
 		l := et.lease
@@ -1154,7 +1227,14 @@ func (a *Agent) sendExecLocked(et *execTask) {
 			w.actors[et.spec.ID] = act
 		}
 	}
-	w.sendLocked(&wire.Exec{Spec: *et.spec, Attempt: et.attempt, Args: et.args, Env: env, Lease: leaseID})
+	if w.proc == nil {
+		w.sendLocked(&wire.Exec{Spec: *et.spec, Attempt: et.attempt, Args: et.args, Env: env, Lease: leaseID})
+		return
+	}
+	// Encoded at once: the message is reused.
+	a.execMsg = wire.Exec{Spec: *et.spec, Attempt: et.attempt, Args: et.args, Env: env, Lease: leaseID}
+	w.sendLocked(&a.execMsg)
+	a.execMsg = wire.Exec{}
 }
 
 // pumpActorLocked hands an actor its calls whose arguments are ready, in
@@ -1636,15 +1716,16 @@ func (a *Agent) objectsLostLocked(n wire.NodeID) {
 		if !o.owned || o.state != objReady || !o.val.InStore {
 			continue
 		}
-		had := len(o.locs)
-		o.locs = removeNode(o.locs, n)
-		o.subs = removeNode(o.subs, n)
-		if len(o.locs) == had {
+		x := o.x()
+		had := len(x.locs)
+		x.locs = removeNode(x.locs, n)
+		x.subs = removeNode(x.subs, n)
+		if len(x.locs) == had {
 			continue
 		}
-		if len(o.locs) > 0 {
+		if len(x.locs) > 0 {
 			if o.val.Node == n {
-				o.val.Node = o.locs[0]
+				o.val.Node = x.locs[0]
 			}
 			continue
 		}
@@ -1696,7 +1777,7 @@ func (a *Agent) rebuiltLocked(ot *ownedTask, results []wire.Value) {
 			v.Contained = o.val.Contained // still pinned from the first run
 			o.state, o.val = objReady, v
 			if v.InStore {
-				o.locs = []wire.NodeID{v.Node}
+				o.x().locs = []wire.NodeID{v.Node}
 				o.here = v.Node == a.id
 			}
 			a.readyLocked(o)

@@ -56,6 +56,7 @@ type Client struct {
 	objs    map[wire.ObjectID]*objState
 	pending map[wire.ObjectID]int32
 	closed  error
+	submit  wire.Submit // reused by Submit: a message is encoded when sent
 
 	exec    *executor // worker mode
 	done    chan struct{}
@@ -63,13 +64,38 @@ type Client struct {
 }
 
 // objState is what this process knows of an object it holds a reference to.
+// A driver may hold a million: it is kept small (48 bytes), and its channel
+// is made only for a caller that waits before the object is ready.
 type objState struct {
-	refs       int32 // live handles in this process
-	ready      chan struct{}
-	isReady    bool
 	data       []byte // inline, or a view of the arena
 	err        *wire.TaskError
+	ready      chan struct{} // nil until someone waits; closed when ready
+	refs       int32         // live handles in this process
+	isReady    bool
 	subscribed bool
+}
+
+// closedChan is always closed: the ready channel of objects that were ready
+// before anyone waited.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// setLocked records the object's value or error and wakes its waiters.
+func (st *objState) setLocked(data []byte, err *wire.TaskError) {
+	st.data, st.err, st.isReady = data, err, true
+	if st.ready != nil {
+		close(st.ready)
+	}
+}
+
+// readyLocked is a channel closed once the object is ready.
+func (st *objState) readyLocked() <-chan struct{} {
+	if st.isReady {
+		return closedChan
+	}
+	if st.ready == nil {
+		st.ready = make(chan struct{})
+	}
+	return st.ready
 }
 
 // Connect dials a node agent at addr and introduces this process.
@@ -191,9 +217,7 @@ func (c *Client) readLoop() {
 	c.closed = fmt.Errorf("%w: connection to node %d agent lost: %v", ErrShutdown, c.node, err)
 	for id, st := range c.objs {
 		if !st.isReady {
-			st.err = &wire.TaskError{Kind: wire.ErrKindSystem, Node: c.node, Message: fmt.Sprintf("object %s: connection to the node agent lost", id)}
-			st.isReady = true
-			close(st.ready)
+			st.setLocked(nil, &wire.TaskError{Kind: wire.ErrKindSystem, Node: c.node, Message: fmt.Sprintf("object %s: connection to the node agent lost", id)})
 		}
 	}
 	c.mu.Unlock()
@@ -227,7 +251,7 @@ func (c *Client) objectArrived(m *wire.Object) {
 				terr = &wire.TaskError{Kind: wire.ErrKindObjectLost, Node: c.node, Message: fmt.Sprintf("object %s: %v", m.ID, err)}
 			}
 		} else {
-			data = m.Value.Data
+			data = detach(m.Value.Data)
 		}
 	}
 	c.mu.Lock()
@@ -236,9 +260,7 @@ func (c *Client) objectArrived(m *wire.Object) {
 		c.mu.Unlock()
 		return
 	}
-	st.data, st.err = data, terr
-	st.isReady = true
-	close(st.ready)
+	st.setLocked(data, terr)
 	c.mu.Unlock()
 }
 
@@ -288,7 +310,7 @@ func (c *Client) sendLocked(m wire.Msg) error {
 // newObjLocked registers an object this process just created (the agent
 // counts this process's reference when it sees the submit or put).
 func (c *Client) newObjLocked(id wire.ObjectID) *objState {
-	st := &objState{refs: 1, ready: make(chan struct{})}
+	st := &objState{refs: 1}
 	c.objs[id] = st
 	return st
 }
@@ -305,7 +327,10 @@ func (c *Client) Submit(spec *wire.TaskSpec) error {
 	for i := uint32(1); i <= spec.NumReturns; i++ {
 		c.newObjLocked(wire.ObjectID{Task: spec.ID, Index: i})
 	}
-	return c.sendLocked(&wire.Submit{Spec: *spec})
+	c.submit.Spec = *spec
+	err := c.sendLocked(&c.submit)
+	c.submit.Spec = wire.TaskSpec{}
+	return err
 }
 
 // FailLocal records an error for objects that could not even be submitted.
@@ -318,8 +343,7 @@ func (c *Client) FailLocal(ids []wire.ObjectID, terr *wire.TaskError) {
 			st = c.newObjLocked(id)
 		}
 		if !st.isReady {
-			st.err, st.isReady = terr, true
-			close(st.ready)
+			st.setLocked(nil, terr)
 		}
 	}
 }
@@ -341,8 +365,7 @@ func (c *Client) Put(ctx context.Context, enc codec.Encoded, contained []wire.Ob
 	}
 	st := c.newObjLocked(id)
 	if !v.InStore {
-		st.data, st.isReady = data, true
-		close(st.ready)
+		st.setLocked(data, nil)
 	}
 	// A stored value is not kept as a view here: a view pins the object
 	// in the arena (it could not be spilled), so the first Get asks the
@@ -388,7 +411,7 @@ func (c *Client) Acquire(id wire.ObjectID) {
 	defer c.mu.Unlock()
 	st := c.objs[id]
 	if st == nil {
-		st = &objState{ready: make(chan struct{})}
+		st = &objState{}
 		c.objs[id] = st
 	}
 	st.refs++
@@ -437,9 +460,10 @@ func (c *Client) Get(ctx context.Context, id wire.ObjectID) ([]byte, error) {
 			return nil, err
 		}
 	}
+	ready := st.readyLocked()
 	c.mu.Unlock()
 	select {
-	case <-st.ready:
+	case <-ready:
 		return st.result(id)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("get %s: %w", id, ctx.Err())
@@ -457,7 +481,7 @@ func (st *objState) result(id wire.ObjectID) ([]byte, error) {
 func (c *Client) Subscribe(ids []wire.ObjectID) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var want []wire.ObjectID
+	want := make([]wire.ObjectID, 0, min(len(ids), SubscribeBatch))
 	for _, id := range ids {
 		st := c.objs[id]
 		if st == nil || st.isReady || st.subscribed {
@@ -465,6 +489,12 @@ func (c *Client) Subscribe(ids []wire.ObjectID) error {
 		}
 		st.subscribed = true
 		want = append(want, id)
+		if len(want) == SubscribeBatch {
+			if err := c.sendLocked(&wire.Subscribe{IDs: want}); err != nil {
+				return err
+			}
+			want = want[:0] // the message was encoded when sent
+		}
 	}
 	if len(want) == 0 {
 		return nil
@@ -472,13 +502,18 @@ func (c *Client) Subscribe(ids []wire.ObjectID) error {
 	return c.sendLocked(&wire.Subscribe{IDs: want})
 }
 
+// SubscribeBatch is the most objects one Subscribe message asks for: a
+// Get of a million objects sends many small messages rather than one of
+// 24 MB, which the agent would hold whole while it decodes it.
+const SubscribeBatch = 4096
+
 // ReadyChan is closed when the object is ready or failed; nil when this
 // process holds no reference to it.
 func (c *Client) ReadyChan(id wire.ObjectID) <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.objs[id]; st != nil {
-		return st.ready
+		return st.readyLocked()
 	}
 	return nil
 }
@@ -512,14 +547,60 @@ func (c *Client) Request(ctx context.Context, op wire.Op, body []byte) ([]byte, 
 	}
 	select {
 	case r := <-ch:
-		if r.Err != "" || r.Code != wire.CodeOK {
-			return nil, codeErr(r.Code, r.Err)
+		if err := repErr(r); err != nil {
+			return nil, err
 		}
 		return r.Body, nil
 	case <-ctx.Done():
 		c.calls.cancel(id)
 		return nil, ctx.Err()
 	}
+}
+
+// Call is a request sent with Start whose reply may not have come yet.
+// Its methods may be called any number of times, from any goroutine.
+type Call struct {
+	done chan struct{}
+	rep  *wire.Rep // set before done is closed
+}
+
+// Start sends a request of the agent (or, through it, of the head) without
+// waiting for the reply: requests started one after another reach the
+// agent, and are forwarded to the head, in that order.
+func (c *Client) Start(op wire.Op, body []byte) (*Call, error) {
+	call := &Call{done: make(chan struct{})}
+	id, err := c.calls.startFunc(func(r *wire.Rep) { call.rep = r; close(call.done) })
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	err = c.sendLocked(&wire.Req{ID: id, Op: op, Body: body})
+	c.mu.Unlock()
+	if err != nil {
+		c.calls.cancel(id)
+		return nil, err
+	}
+	return call, nil
+}
+
+// Done is closed when the reply has come.
+func (call *Call) Done() <-chan struct{} { return call.done }
+
+// Result waits for the reply, or for ctx to end.
+func (call *Call) Result(ctx context.Context) ([]byte, error) {
+	select {
+	case <-call.done:
+	default:
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if err := repErr(call.rep); err != nil {
+		return nil, err
+	}
+	return call.rep.Body, nil
 }
 
 // Close disconnects from the agent, releasing every reference and mapping.

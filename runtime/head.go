@@ -40,7 +40,8 @@ type Head struct {
 	actors    map[wire.ActorID]*headActor
 	names     map[string]wire.ActorID // namespace + "\x00" + name
 	groups    map[uint64]*headGroup
-	nextPG    uint64
+	pgSeq     uint64        // groups created, for placing them in that order
+	placeNow  chan struct{} // wakes tick to place pending groups
 	viewDirty bool
 	stopping  bool
 	done      chan struct{}
@@ -76,6 +77,7 @@ type headActor struct {
 
 type headGroup struct {
 	id       uint64
+	seq      uint64 // creation order
 	job      uint64 // the driver program that made it; removed when it ends
 	name     string
 	strategy uint8
@@ -85,6 +87,8 @@ type headGroup struct {
 	removed  bool
 	placing  bool
 	waiters  []chan struct{}
+	creator  *wire.Conn // where the creation's request is answered, until it is
+	req      uint64     // that request's ID
 }
 
 // NewHead starts a head listening on addr (host:port; port 0 picks one).
@@ -98,7 +102,7 @@ func NewHead(addr string, secret []byte, clusterID string, logf func(string, ...
 		nodes: make(map[wire.NodeID]*headNode), jobs: make(map[uint64]wire.Job),
 		kv: make(map[string][]byte), kvWait: make(map[string][]chan []byte),
 		actors: make(map[wire.ActorID]*headActor), names: make(map[string]wire.ActorID),
-		groups: make(map[uint64]*headGroup), done: make(chan struct{}),
+		groups: make(map[uint64]*headGroup), placeNow: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	h.DeadAfter = DefaultDeadAfter
 	go serve(ln, secret, logf, h.handle)
@@ -174,7 +178,7 @@ func (h *Head) handle(conn *wire.Conn, role wire.Role) {
 				return
 			}
 			if r, ok := m.(*wire.Req); ok {
-				go h.request(conn, r, 0)
+				h.dispatch(conn, r, 0)
 			}
 		}
 	}
@@ -228,7 +232,7 @@ func (h *Head) handle(conn *wire.Conn, role wire.Role) {
 			h.viewDirty = true
 			h.mu.Unlock()
 		case *wire.Req:
-			go h.request(conn, m, id)
+			h.dispatch(conn, m, id)
 		case *wire.Rep:
 			n.calls.deliver(m)
 		}
@@ -265,7 +269,8 @@ func (h *Head) nodeGone(n *headNode) {
 	}
 }
 
-// tick sends the view when loads changed and retries pending placement groups.
+// tick sends the view when loads changed and retries pending placement
+// groups, oldest first, every 50 ms and when a removal freed resources.
 func (h *Head) tick() {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
@@ -275,6 +280,7 @@ func (h *Head) tick() {
 		case <-h.done:
 			return
 		case <-t.C:
+		case <-h.placeNow:
 		}
 		h.mu.Lock()
 		now := time.Now()
@@ -301,12 +307,7 @@ func (h *Head) tick() {
 		h.mu.Lock()
 		dirty := h.viewDirty
 		h.viewDirty = false
-		var pending []*headGroup
-		for _, g := range h.groups {
-			if !g.ready && !g.removed && !g.placing {
-				pending = append(pending, g)
-			}
-		}
+		pending := h.pendingGroupsLocked()
 		h.mu.Unlock()
 		if dirty {
 			h.broadcastView()
@@ -344,6 +345,17 @@ func (h *Head) broadcastView() {
 	for _, c := range conns {
 		c.Send(v)
 	}
+}
+
+// dispatch serves a request: a placement group's creation at once, on the
+// connection's reader (it does not block, and the requests after it must
+// find the group), anything else on its own goroutine.
+func (h *Head) dispatch(conn *wire.Conn, r *wire.Req, from wire.NodeID) {
+	if r.Op == wire.OpPGCreate {
+		h.groupCreate(conn, r)
+		return
+	}
+	go h.request(conn, r, from)
 }
 
 func (h *Head) request(conn *wire.Conn, r *wire.Req, from wire.NodeID) {
@@ -516,8 +528,6 @@ func (h *Head) serveOp(op wire.Op, body []byte, from wire.NodeID) ([]byte, error
 			return nil, err
 		}
 		return h.actorLocate(ctx, id)
-	case wire.OpPGCreate:
-		return h.groupCreate(body)
 	case wire.OpPGWait:
 		return h.groupWait(body)
 	case wire.OpPGRemove:

@@ -193,9 +193,16 @@ func (h *Head) aliveNodesLocked() []nodeRes {
 	return out
 }
 
-func (h *Head) groupCreate(body []byte) ([]byte, error) {
+// groupCreate registers a placement group and starts placing it. The
+// creating process does not wait for this: the request is answered when
+// every bundle is reserved (with their nodes), or when the group fails or
+// is removed first. It runs on the requesting connection's reader, so a
+// later request from the same process (its removal, a task in it) finds
+// the group registered.
+func (h *Head) groupCreate(conn *wire.Conn, r *wire.Req) {
 	g := &headGroup{}
-	if err := decodeBody(body, func(d *wire.Dec) {
+	err := decodeBody(r.Body, func(d *wire.Dec) {
+		g.id = d.Uvarint()
 		g.job = d.Uvarint()
 		g.name = d.Str()
 		g.strategy = d.U8()
@@ -203,30 +210,124 @@ func (h *Head) groupCreate(body []byte) ([]byte, error) {
 		for i := 0; i < n; i++ {
 			g.bundles = append(g.bundles, d.Resources())
 		}
-	}); err != nil {
-		return nil, err
-	}
-	if len(g.bundles) == 0 {
-		return nil, fmt.Errorf("%w: a placement group needs at least one bundle", ErrInvalid)
-	}
-	if g.strategy > PGStrictSpread {
-		return nil, fmt.Errorf("%w: unknown placement strategy %d", ErrInvalid, g.strategy)
+	})
+	switch {
+	case err != nil:
+	case g.id == 0:
+		err = fmt.Errorf("%w: placement group ID 0", ErrInvalid)
+	case len(g.bundles) == 0:
+		err = fmt.Errorf("%w: a placement group needs at least one bundle", ErrInvalid)
+	case g.strategy > PGStrictSpread:
+		err = fmt.Errorf("%w: unknown placement strategy %d", ErrInvalid, g.strategy)
 	}
 	h.mu.Lock()
-	if err := feasible(h.aliveNodesLocked(), g.bundles, g.strategy); err != nil {
-		h.mu.Unlock()
-		return nil, fmt.Errorf("%w: placement group can never be placed: %v", ErrInfeasible, err)
+	if err == nil && h.groups[g.id] != nil {
+		err = fmt.Errorf("placement group %d: %w", g.id, ErrExists)
 	}
-	h.nextPG++
-	g.id = h.nextPG
+	if err == nil {
+		if ferr := feasible(h.aliveNodesLocked(), g.bundles, g.strategy); ferr != nil {
+			err = fmt.Errorf("%w: can never be placed: %v", ErrInfeasible, ferr)
+		}
+	}
+	if err != nil {
+		h.mu.Unlock()
+		reply(conn, r.ID, nil, err)
+		return
+	}
+	g.creator, g.req = conn, r.ID
+	h.pgSeq++
+	g.seq = h.pgSeq
 	h.groups[g.id] = g
 	h.mu.Unlock()
 	go h.placeGroup(g)
-	return encode(func(e *wire.Enc) { e.Uvarint(g.id) }), nil
 }
 
-// placeGroup tries to reserve every bundle of g on the nodes chosen; if any
-// node refuses, the bundles already reserved are released and the group
+// answerLocked replies to the request that created g, once.
+func (g *headGroup) answerLocked(body []byte, err error) {
+	if g.creator != nil {
+		reply(g.creator, g.req, body, err)
+		g.creator = nil
+	}
+}
+
+func encodeNodes(nodes []wire.NodeID) []byte {
+	return encode(func(e *wire.Enc) {
+		e.Uvarint(uint64(len(nodes)))
+		for _, n := range nodes {
+			e.U32(uint32(n))
+		}
+	})
+}
+
+// nodeCalls is how the head reaches one node: its connection and the
+// requests pending on it, taken under h.mu.
+type nodeCalls struct {
+	conn  *wire.Conn
+	calls *calls
+}
+
+func (h *Head) nodeCallsLocked(id wire.NodeID) nodeCalls {
+	if n := h.nodes[id]; n != nil && n.conn != nil {
+		return nodeCalls{n.conn, &n.calls}
+	}
+	return nodeCalls{}
+}
+
+// bundleResult is a node's answer about bundle i.
+type bundleResult struct {
+	i   int
+	err error
+}
+
+// bundleOps sends op for every bundle of group id at once, bundle i to
+// nodes[i], without waiting. The answers come on the channel returned (a
+// bundle whose node is gone is answered at once, with an error).
+func bundleOps(op wire.Op, id uint64, nodes []nodeCalls, bundles []wire.Resources) <-chan bundleResult {
+	// Room for two answers per bundle: a connection that fails while a
+	// request is being sent may answer it as well as the sender.
+	results := make(chan bundleResult, 2*len(nodes))
+	for i, n := range nodes {
+		body := encode(func(e *wire.Enc) {
+			e.Uvarint(id)
+			e.Uvarint(uint64(i))
+			if op == wire.OpPGReserve {
+				e.Resources(bundles[i])
+			}
+		})
+		err := fmt.Errorf("%w: node gone", ErrUnavailable)
+		if n.conn != nil {
+			err = n.calls.send(n.conn, op, body, func(r *wire.Rep) { results <- bundleResult{i, repErr(r)} })
+		}
+		if err != nil {
+			results <- bundleResult{i, err}
+		}
+	}
+	return results
+}
+
+// unconfirmed waits for an answer about each of n bundles, or for ctx to
+// end, and lists the bundles that were not confirmed.
+func unconfirmed(ctx context.Context, results <-chan bundleResult, n int) (failed []int) {
+	ok := make([]bool, n)
+wait:
+	for range n {
+		select {
+		case r := <-results:
+			ok[r.i] = r.err == nil
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	for i := range ok {
+		if !ok[i] {
+			failed = append(failed, i)
+		}
+	}
+	return failed
+}
+
+// placeGroup tries to reserve every bundle of g on the nodes chosen, all
+// at once; if any node refuses, every bundle is released and the group
 // stays pending, to be tried again when loads change.
 func (h *Head) placeGroup(g *headGroup) {
 	h.mu.Lock()
@@ -240,29 +341,22 @@ func (h *Head) placeGroup(g *headGroup) {
 		return
 	}
 	g.placing = true
-	conns := map[wire.NodeID]*headNode{}
-	for _, id := range nodes {
-		conns[id] = h.nodes[id]
+	conns := make([]nodeCalls, len(nodes))
+	for i, id := range nodes {
+		conns[i] = h.nodeCallsLocked(id)
+		// Count the bundle as taken until the node's next load report,
+		// so groups placed meanwhile do not count on the same resources.
+		if n := h.nodes[id]; n != nil && n.info.Available != nil {
+			avail := copyRes(n.info.Available) // a view being sent may hold the old map
+			sub(avail, g.bundles[i])
+			n.info.Available = avail
+		}
 	}
 	h.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var reserved []int
-	failed := false
-	for i, id := range nodes {
-		n := conns[id]
-		body := encode(func(e *wire.Enc) { e.Uvarint(g.id); e.Uvarint(uint64(i)); e.Resources(g.bundles[i]) })
-		if n == nil || n.conn == nil {
-			failed = true
-			break
-		}
-		if _, err := n.calls.call(ctx, n.conn, wire.OpPGReserve, body); err != nil {
-			failed = true
-			break
-		}
-		reserved = append(reserved, i)
-	}
+	failed := unconfirmed(ctx, bundleOps(wire.OpPGReserve, g.id, conns, g.bundles), len(conns)) != nil
 	h.mu.Lock()
 	removed := g.removed
 	if !failed && !removed {
@@ -272,23 +366,17 @@ func (h *Head) placeGroup(g *headGroup) {
 			close(w)
 		}
 		g.waiters = nil
+		g.answerLocked(encodeNodes(nodes), nil)
 	}
 	g.placing = false
 	h.mu.Unlock()
 	if failed || removed {
-		for _, i := range reserved {
-			h.releaseBundle(g.id, i, conns[nodes[i]])
-		}
+		// Release every bundle: a reservation not confirmed in time may
+		// still have been made, and releasing what is not held is a no-op.
+		// Sent on the same connections after the reservations, so each
+		// node sees them in that order.
+		bundleOps(wire.OpPGRelease, g.id, conns, g.bundles)
 	}
-}
-
-func (h *Head) releaseBundle(id uint64, i int, n *headNode) {
-	if n == nil || n.conn == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n.calls.call(ctx, n.conn, wire.OpPGRelease, encode(func(e *wire.Enc) { e.Uvarint(id); e.Uvarint(uint64(i)) }))
 }
 
 func (h *Head) groupWait(body []byte) ([]byte, error) {
@@ -308,12 +396,7 @@ func (h *Head) groupWait(body []byte) ([]byte, error) {
 		if g.ready {
 			nodes := g.nodes
 			h.mu.Unlock()
-			return encode(func(e *wire.Enc) {
-				e.Uvarint(uint64(len(nodes)))
-				for _, n := range nodes {
-					e.U32(uint32(n))
-				}
-			}), nil
+			return encodeNodes(nodes), nil
 		}
 		w := make(chan struct{})
 		g.waiters = append(g.waiters, w)
@@ -328,30 +411,56 @@ func (h *Head) groupWait(body []byte) ([]byte, error) {
 	}
 }
 
+// groupRemove forgets a group and sends its bundles' releases to their
+// nodes. It does not wait for the nodes, as Ray's GCS does not: each
+// release is queued on the node's connection before the removal is
+// answered, so whatever the head asks of that node afterwards (a later
+// group's reservation) comes after it, and the node's own queue sees the
+// resources back as soon as the message arrives. A group not placed yet
+// fails its creation's request instead.
 func (h *Head) groupRemove(id uint64) error {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	g := h.groups[id]
 	if g == nil || g.removed {
-		h.mu.Unlock()
 		return fmt.Errorf("placement group %d: %w", id, ErrNotFound)
 	}
 	g.removed = true
 	delete(h.groups, id)
-	wasReady := g.ready
-	nodes := g.nodes
-	conns := map[wire.NodeID]*headNode{}
-	for _, n := range nodes {
-		conns[n] = h.nodes[n]
-	}
 	for _, w := range g.waiters {
 		close(w)
 	}
 	g.waiters = nil
-	h.mu.Unlock()
-	if wasReady {
-		for i, n := range nodes {
-			h.releaseBundle(id, i, conns[n])
+	g.answerLocked(nil, fmt.Errorf("%w: removed before it was placed", ErrNotFound))
+	if !g.ready {
+		return nil // a placement under way releases what it reserved
+	}
+	conns := make([]nodeCalls, len(g.nodes))
+	for i, n := range g.nodes {
+		conns[i] = h.nodeCallsLocked(n)
+		// Free again: count it so until the node's next load report.
+		if hn := h.nodes[n]; conns[i].conn != nil && hn.info.Available != nil {
+			avail := copyRes(hn.info.Available) // a view being sent may hold the old map
+			add(avail, g.bundles[i])
+			hn.info.Available = avail
 		}
 	}
+	bundleOps(wire.OpPGRelease, id, conns, g.bundles)
+	select { // groups waiting for room may fit now
+	case h.placeNow <- struct{}{}:
+	default:
+	}
 	return nil
+}
+
+// pendingGroupsLocked lists the groups waiting to be placed, oldest first.
+func (h *Head) pendingGroupsLocked() []*headGroup {
+	var pending []*headGroup
+	for _, g := range h.groups {
+		if !g.ready && !g.removed && !g.placing {
+			pending = append(pending, g)
+		}
+	}
+	sort.Slice(pending, func(i, j int) bool { return pending[i].seq < pending[j].seq })
+	return pending
 }

@@ -73,27 +73,36 @@ func errCode(err error) uint8 {
 	return 255
 }
 
-// calls matches replies to requests sent on one connection.
+// calls matches replies to requests sent on one connection. A reply is
+// handed to a function, run on the connection's reading goroutine: it must
+// not block (a send on a wire.Conn only queues).
 type calls struct {
 	mu      sync.Mutex
 	next    uint64
-	pending map[uint64]chan *wire.Rep
+	pending map[uint64]func(*wire.Rep)
 	closed  error
 }
 
+// start registers a request whose reply goes to the channel returned.
 func (c *calls) start() (uint64, chan *wire.Rep, error) {
+	ch := make(chan *wire.Rep, 1)
+	id, err := c.startFunc(func(r *wire.Rep) { ch <- r })
+	return id, ch, err
+}
+
+// startFunc registers a request whose reply is handed to done, once.
+func (c *calls) startFunc(done func(*wire.Rep)) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed != nil {
-		return 0, nil, c.closed
+		return 0, c.closed
 	}
 	if c.pending == nil {
-		c.pending = make(map[uint64]chan *wire.Rep)
+		c.pending = make(map[uint64]func(*wire.Rep))
 	}
 	c.next++
-	ch := make(chan *wire.Rep, 1)
-	c.pending[c.next] = ch
-	return c.next, ch, nil
+	c.pending[c.next] = done
+	return c.next, nil
 }
 
 func (c *calls) cancel(id uint64) {
@@ -105,11 +114,11 @@ func (c *calls) cancel(id uint64) {
 // deliver hands a reply to its waiter; false if nobody waits for it.
 func (c *calls) deliver(r *wire.Rep) bool {
 	c.mu.Lock()
-	ch, ok := c.pending[r.ID]
+	done, ok := c.pending[r.ID]
 	delete(c.pending, r.ID)
 	c.mu.Unlock()
 	if ok {
-		ch <- r
+		done(r)
 	}
 	return ok
 }
@@ -121,9 +130,31 @@ func (c *calls) fail(err error) {
 	p := c.pending
 	c.pending = nil
 	c.mu.Unlock()
-	for id, ch := range p {
-		ch <- &wire.Rep{ID: id, Err: err.Error(), Code: wire.CodeUnavailable}
+	for id, done := range p {
+		done(&wire.Rep{ID: id, Err: err.Error(), Code: wire.CodeUnavailable})
 	}
+}
+
+// send starts a request on conn without waiting for its reply, which goes
+// to done.
+func (c *calls) send(conn *wire.Conn, op wire.Op, body []byte, done func(*wire.Rep)) error {
+	id, err := c.startFunc(done)
+	if err != nil {
+		return err
+	}
+	if err := conn.Send(&wire.Req{ID: id, Op: op, Body: body}); err != nil {
+		c.cancel(id)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// repErr is the error a reply carries, nil for success.
+func repErr(r *wire.Rep) error {
+	if r.Err != "" || r.Code != wire.CodeOK {
+		return codeErr(r.Code, r.Err)
+	}
+	return nil
 }
 
 // call sends a request on conn and waits for its reply.
@@ -138,8 +169,8 @@ func (c *calls) call(ctx context.Context, conn *wire.Conn, op wire.Op, body []by
 	}
 	select {
 	case r := <-ch:
-		if r.Err != "" || r.Code != wire.CodeOK {
-			return nil, codeErr(r.Code, r.Err)
+		if err := repErr(r); err != nil {
+			return nil, err
 		}
 		return r.Body, nil
 	case <-ctx.Done():

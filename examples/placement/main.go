@@ -54,10 +54,14 @@ func run(ctx context.Context) error {
 	cpus := nodes[0].Total["CPU"]
 	fmt.Printf("cluster: %d node(s); node %d has %g CPUs\n", len(nodes), nodes[0].ID, cpus)
 
-	// A group the cluster could never hold fails at once.
-	_, err = raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 1e6}}, raygo.Pack)
-	if err == nil {
-		return errors.New("a placement group of a million CPUs was accepted")
+	// NewPlacementGroup does not wait for the cluster: Wait says that a
+	// group could never be placed, at once.
+	huge, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 1e6}}, raygo.Pack)
+	if err != nil {
+		return err
+	}
+	if _, err = huge.Wait(ctx); !errors.Is(err, raygo.ErrUnschedulable) {
+		return fmt.Errorf("a placement group of a million CPUs: Wait returned %v", err)
 	}
 	fmt.Printf("infeasible group: %v\n", err)
 

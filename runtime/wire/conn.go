@@ -31,6 +31,7 @@ var ErrClosed = errors.New("connection closed")
 type Conn struct {
 	nc        net.Conn
 	r         *bufio.Reader
+	dec       Dec // Recv's, reused
 	maxFrame  int
 	maxQueued int
 
@@ -134,7 +135,7 @@ func (c *Conn) writeLoop() {
 
 // Recv reads and decodes the next message. A frame over the limit or a
 // malformed frame is an error wrapping ErrMalformed; the connection should
-// then be dropped.
+// then be dropped. One goroutine at a time may call Recv.
 func (c *Conn) Recv() (Msg, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
@@ -151,7 +152,9 @@ func (c *Conn) Recv() (Msg, error) {
 		}
 		return nil, fmt.Errorf("%w: truncated frame from %s: %v", ErrMalformed, c.nc.RemoteAddr(), err)
 	}
-	return Decode(frame)
+	m, err := decode(frame, &c.dec)
+	c.dec = Dec{} // let go of the frame
+	return m, err
 }
 
 // CloseTimeout bounds how long Close waits for queued frames to be written

@@ -51,6 +51,12 @@ type Msg interface {
 // Decode parses one frame (type byte and body). Any malformed input returns
 // an error wrapping ErrMalformed; it never panics.
 func Decode(frame []byte) (Msg, error) {
+	return decode(frame, new(Dec))
+}
+
+// decode is Decode with the decoder given: a connection reuses one (no
+// message keeps it).
+func decode(frame []byte, d *Dec) (Msg, error) {
 	if len(frame) == 0 {
 		return nil, fmt.Errorf("%w: empty frame", ErrMalformed)
 	}
@@ -99,7 +105,7 @@ func Decode(frame []byte) (Msg, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, frame[0])
 	}
-	d := NewDec(frame[1:])
+	*d = Dec{b: frame[1:]}
 	m.Decode(d)
 	if d.err == nil && d.Remaining() != 0 {
 		d.fail(fmt.Sprintf("%d trailing bytes", d.Remaining()))
@@ -229,13 +235,14 @@ const (
 	StrategyPlacementGroup
 )
 
-// Strategy says where a task or actor may run.
+// Strategy says where a task or actor may run. (Fields are ordered to
+// leave no padding: a node holds one per queued task.)
 type Strategy struct {
-	Kind   uint8
-	Node   NodeID
-	Soft   bool
 	Group  uint64 // placement group
-	Bundle int32  // -1: any bundle of the group
+	Node   NodeID
+	Bundle int32 // -1: any bundle of the group
+	Kind   uint8
+	Soft   bool
 }
 
 // Arg is one task argument: a value inline, or a reference to an object.
@@ -246,25 +253,27 @@ type Arg struct {
 }
 
 // TaskSpec is everything needed to run a task, create an actor, or call one.
+// (Fields are ordered to leave little padding: a node holds one per queued
+// task.)
 type TaskSpec struct {
 	ID             TaskID
 	Job            uint64 // the driver program it belongs to
-	Kind           uint8
 	Func           string // registered function or actor type name
 	Method         string // actor method, for KindActorCall
 	Actor          ActorID
 	Name           string // display name
 	Args           []Arg
-	NumReturns     uint32
 	Resources      Resources
-	MaxRetries     int32
-	RetryAppErrors bool
 	Strategy       Strategy
-	Dedicated      bool
-	MaxConcurrency int32  // actors
-	MaxRestarts    int32  // actors
 	ActorName      string // named actors
 	Namespace      string
+	NumReturns     uint32
+	MaxRetries     int32
+	MaxConcurrency int32 // actors
+	MaxRestarts    int32 // actors
+	Kind           uint8
+	RetryAppErrors bool
+	Dedicated      bool
 }
 
 func (e *Enc) Spec(s *TaskSpec) {
@@ -434,12 +443,12 @@ func (d *Dec) TaskError() *TaskError {
 // full); like Off it only means something on that node.
 type Value struct {
 	Data      []byte
-	InStore   bool
 	Size      uint64
-	Node      NodeID
 	Off       uint64
 	Spilled   string
 	Contained []ObjectID // refs inside the value, kept alive by it
+	Node      NodeID
+	InStore   bool
 }
 
 // Value kinds on the wire: 0 inline, 1 in a store, 2 in a store and
