@@ -8,6 +8,7 @@ FUZZTIME ?= 300000x
 CORE    := . ./runtime/... ./objstore/... ./raygotest/... ./launcher/... ./slurm/...
 
 .PHONY: all build demo test deps vet fmt-check unit test-slurm race fuzz clean bench bench-launch bench-scale
+.PHONY: mpi-deps test-mpi bench-collectives-mpi
 
 all: build
 
@@ -25,7 +26,7 @@ build: deps
 demo: build
 	./$(BIN)/pipeline
 
-test: deps vet fmt-check unit test-slurm race fuzz
+test: deps vet fmt-check unit test-mpi test-slurm race fuzz
 
 vet:
 	$(GO) vet ./...
@@ -40,8 +41,33 @@ unit:
 # raygo-launch on a real Slurm 22.05 cluster on this machine (scripts/slurm;
 # started if needed, which installs Slurm and needs root; skipped without
 # root when no cluster runs). About 30 s. See docs/slurm.md.
-test-slurm:
+test-slurm: mpi-deps
 	GO=$(GO) bash scripts/test-slurm.sh
+
+# Debian's Open MPI and MPICH, with pkg-config (the cgo build finds them
+# through it) and libpmix-dev (Slurm's pmix plugin loads libpmix.so);
+# installed when missing, which needs root.
+MPI_PKGS := openmpi-bin libopenmpi-dev mpich libmpich-dev libpmix-dev pkg-config
+mpi-deps:
+	@missing=""; for p in $(MPI_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get -o DPkg::Lock::Timeout=900 -q update >/dev/null || true; \
+		apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The mpi backend (collectives/mpi) built with -tags mpi (Open MPI) and
+# -tags mpi,mpich, run under mpirun and mpiexec as 1 to 4 ranks, and the
+# stand-in under mpirun; about 20 s. Under Slurm (srun --mpi=pmix and
+# --mpi=pmi2) it runs in test-slurm.
+test-mpi: deps mpi-deps
+	GO=$(GO) bash collectives/mpi/mpirun-test.sh
+
+# OpenMPI's MPI_Allreduce (shared memory and TCP on loopback, 2 ranks)
+# next to raygo's shm and tcp backends, per size, in one run.
+bench-collectives-mpi: mpi-deps
+	GO=$(GO) bash benchmarks/collectives/compare.sh
 
 race:
 	$(GO) test -race -count=1 -timeout 15m $(CORE)

@@ -28,6 +28,14 @@
 #      and the job COMPLETES with the driver's exit code 0. The killed
 #      node leaves exactly its store and state dir; the store is removed by
 #      the next job's agents (checked in c), the state dir by this script
+#   m  the mpi collectives backend's check program
+#      (collectives/mpi/internal/mpicheck) as 4 ranks on 3 nodes, one MPI
+#      world started by srun: Open MPI through --mpi=pmix, MPICH through
+#      --mpi=pmi2, and the stand-in built without the mpi tag (ranks from
+#      SLURM_PROCID, data over tcp) under plain srun; every operation,
+#      element type and reduction against a float64 reference. A plugin
+#      `srun --mpi=list` lacks, or an MPI not installed (make mpi-deps), is
+#      a failure naming what is missing
 #
 # and prints the time from srun to the first task having run on every node.
 #
@@ -708,6 +716,50 @@ if [ $good = 1 ] && [ "$devices" = 6 ] && [ "$distinct" = 6 ]; then
 else
 	bad "e: two --gres=gpu:1 jobs ($g1, $g2):$seen"
 fi
+
+# ------------------------------------------------------------- m: MPI under srun
+# Four ranks on 3 nodes started by srun: one MPI world (through pmix for
+# Open MPI, pmi2 for MPICH), then the stand-in under plain srun. Every
+# transport stays on loopback.
+mpi_plugins=$(srun --mpi=list 2>&1 | sed -n 's/^[[:space:]]*\([a-z0-9_]*\)$/\1/p' | paste -sd' ' -)
+for v in pmix:ompi:mpi pmi2:mpich:mpi,mpich none:standin:; do
+	plugin=${v%%:*}
+	lib=${v#*:}
+	tags=${lib#*:}
+	lib=${lib%%:*}
+	case $lib in
+	ompi) what="srun --mpi=pmix, Open MPI (-tags mpi)" ;;
+	mpich) what="srun --mpi=pmi2, MPICH (-tags mpi,mpich)" ;;
+	*) what="srun, the stand-in over tcp (no mpi tag)" ;;
+	esac
+	if ! grep -qw "$plugin" <<<"$mpi_plugins"; then
+		bad "m: $what: srun --mpi=list offers only '$mpi_plugins' (Slurm's mpi_$plugin plugin is missing)"
+		continue
+	fi
+	if [ "$lib" != standin ] && ! pkg-config --exists "$lib"; then
+		bad "m: $what: pkg-config finds no $lib (make mpi-deps installs libopenmpi-dev, libmpich-dev and pkg-config)"
+		continue
+	fi
+	if [ "$plugin" = pmix ] && ! ls /usr/lib/*/pmix2/lib/libpmix.so >/dev/null 2>&1; then
+		bad "m: $what: Slurm's pmix plugin loads libpmix.so, which only libpmix-dev ships (make mpi-deps)"
+		continue
+	fi
+	if ! (cd "$ROOT" && "$GO" build -tags "$tags" -o "$W/bin/mpicheck-$lib" ./collectives/mpi/internal/mpicheck); then
+		bad "m: $what: build mpicheck"
+		continue
+	fi
+	sb --nodes=3 --ntasks=4 --time=2 --job-name=raygo-mpi-$plugin --wrap \
+		"OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo UCX_NET_DEVICES=lo srun --mpi=$plugin $W/bin/mpicheck-$lib -lengths 0,1,7,1000"
+	id=$ID
+	t0=$(now_ms)
+	if wait_end "$id" 120 && [ "$STATE_OF" = COMPLETED ] && grep -aq '^mpicheck: OK: 4 ranks' "$W/out/$id.out"; then
+		ok "m: $what on $(field "$id" NodeList) (job $id, $(($(now_ms) - t0)) ms): $(grep -ao 'OK: 4 ranks, [0-9]* checks' "$W/out/$id.out") on each; $(sed -n 's/.*rank and size from \([^)]*\))$/ranks from \1/p' "$W/out/$id.out")"
+	else
+		bad "m: $what (job $id): $STATE_OF ExitCode=$(field "$id" ExitCode)"
+		show "$id"
+	fi
+	if wait_clean 5 "$id"; then :; else bad "m: job $id left:" && note "$LEFT"; fi
+done
 
 # Nothing of any job is left now.
 if wait_clean 10 all; then

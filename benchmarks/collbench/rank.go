@@ -113,27 +113,35 @@ func rankLoop[T collectives.Elem](ctx context.Context, g *collectives.Group, o O
 	return out, nil
 }
 
-// pickIters warms up and agrees (rank 0 decides) on how many iterations
-// to time.
+// pickIters warms up and agrees on how many iterations to time: every
+// rank runs a few probe iterations, rank 0 decides from its own timing
+// how many warm-up and timed iterations follow, and tells the others (a
+// count each rank chose for itself would leave them out of step).
 func pickIters(ctx context.Context, g *collectives.Group, o Options, step func() error) (int, error) {
-	warm := o.Warmup
+	const probes = 3
 	start := time.Now()
-	done := 0
-	for done < warm || (warm == 0 && (done < 2 || time.Since(start) < o.MinTime/10)) {
+	for i := 0; i < probes; i++ {
 		if err := step(); err != nil {
 			return 0, err
 		}
-		done++
 	}
-	per := time.Since(start) / time.Duration(done)
-	iters := []int64{int64(o.Iters)}
+	per := max(time.Since(start)/probes, time.Nanosecond)
+	counts := []int64{int64(o.Warmup), int64(o.Iters)}
+	if o.Warmup == 0 {
+		counts[0] = int64(min(max(1, int(o.MinTime/10/per)), 100_000))
+	}
 	if o.Iters == 0 {
-		iters[0] = int64(min(max(1, int(o.MinTime/max(per, time.Nanosecond))), 1_000_000))
+		counts[1] = int64(min(max(1, int(o.MinTime/per)), 1_000_000))
 	}
-	if err := collectives.Broadcast(ctx, g, iters, 0); err != nil {
+	if err := collectives.Broadcast(ctx, g, counts, 0); err != nil {
 		return 0, err
 	}
-	return int(iters[0]), nil
+	for i := int64(0); i < counts[0]; i++ {
+		if err := step(); err != nil {
+			return 0, err
+		}
+	}
+	return int(counts[1]), nil
 }
 
 // checkAllreduce verifies a sum once: rank r contributes r+1 everywhere.

@@ -39,7 +39,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors and exits
-		Commands:        []*cli.Command{startCommand(), stopCommand(), statusCommand(), slurmCommand(), microbenchmarkCommand(), versionCommand()},
+		Commands:        []*cli.Command{startCommand(), stopCommand(), statusCommand(), slurmCommand(), microbenchmarkCommand(), benchCommand(), versionCommand()},
 	}
 }
 
