@@ -430,3 +430,54 @@ func TestErrors(t *testing.T) {
 func bytesOf[T collectives.Elem](s []T) []byte { return collectives.BytesOf(s) }
 
 func sizeOf[T collectives.Elem](T) int { return collectives.DTypeOf[T]().Size() }
+
+// bundleRank opens a group declared over a placement group, from a task
+// placed in one of its bundles, and returns an allreduce's result.
+var bundleRank = raygo.Func1("collectives_test.bundleRank", func(ctx context.Context, name string) ([]float64, error) {
+	g, err := collectives.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Destroy(ctx)
+	v := []float64{float64(g.Rank()), 1}
+	if err := collectives.AllreduceInPlace(ctx, g, v, collectives.Sum); err != nil {
+		return nil, err
+	}
+	return v, nil
+})
+
+func TestPlacementGroupRanks(t *testing.T) {
+	ctx := initLocal(t, raygo.NumCPUs(4))
+	pg, err := raygo.NewPlacementGroup(ctx, []raygo.Bundle{{"CPU": 1}, {"CPU": 1}, {"CPU": 1}}, raygo.Pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := collectives.DeclarePlacementGroup(ctx, "bundles", pg); err != nil {
+		t.Fatal(err)
+	}
+	refs := make([]raygo.Ref[[]float64], 3)
+	for i := range refs {
+		refs[i] = bundleRank.With(raygo.InPlacementGroup(pg, i), raygo.Dedicated()).Remote(raygo.Val("bundles"))
+	}
+	out, err := raygo.GetAll(ctx, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range out {
+		if v[0] != 0+1+2 || v[1] != 3 {
+			t.Fatalf("bundle %d: allreduce gave %v, want [3 3]", i, v)
+		}
+	}
+	// A task outside the group's bundles cannot open it.
+	if err := collectives.DeclarePlacementGroup(ctx, "bundles2", pg); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bundleRank.Remote(raygo.Val("bundles2")).Get(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not placed in a bundle") {
+		t.Fatalf("open from outside the placement group: %v", err)
+	}
+	collectives.Remove(ctx, "bundles2")
+}

@@ -103,6 +103,10 @@ func Open(ctx context.Context, name string, opts ...Option) (*Group, error) {
 	if err := validName(name); err != nil {
 		return nil, err
 	}
+	here := raygo.CurrentContext(ctx)
+	if here.Task == "" {
+		return nil, fmt.Errorf("collectives: open group %q: call Open with the context of an actor method or a task (ctx carries neither)", name)
+	}
 	wctx := ctx
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -117,7 +121,6 @@ func Open(ctx context.Context, name string, opts ...Option) (*Group, error) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("collectives: open group %q: bad declaration: %w", name, err)
 	}
-	here := raygo.CurrentContext(ctx)
 	rank := -1
 	switch {
 	case d.Placement != 0:
