@@ -22,7 +22,7 @@ const (
 	workers  = 4
 	features = 16
 	rowsEach = 2000
-	steps    = 200
+	steps    = 40
 	rate     = 0.1
 )
 
