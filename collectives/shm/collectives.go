@@ -3,7 +3,6 @@ package shm
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/raygo/raygo/collectives/backend"
 )
@@ -19,8 +18,8 @@ import (
 // An allreduce (or reduce) of n bytes with n×size <= localMax, or n <=
 // localMin, is reduced whole by every rank from the others' slots rather
 // than shared out: one wait instead of two, for size-1 times the
-// reduction work. Measured with 2 ranks, it is faster up to 16 KiB and
-// even at 64 KiB. Variables so that benchmarks can move them.
+// reduction work. Measured with 2 ranks, it was faster at 4 and 16 KiB
+// and as fast at 64 KiB. Variables so that benchmarks can move them.
 var (
 	localMax = 32 << 10
 	localMin = 1 << 10
@@ -201,18 +200,7 @@ func (b *Backend) reduce(ctx context.Context, c call, send, recv []byte) error {
 	if (n*b.size <= localMax || n <= localMin) && n <= b.geo.slot {
 		return b.reduceLocal(ctx, c, send, recv)
 	}
-	if n < ntMin || forceNT != 0 {
-		b.nt = b.ntFor(n)
-		return b.reduceShared(ctx, c, send, recv)
-	}
-	mode := b.tune.pick()
-	b.nt = mode == 1
-	start := time.Now()
-	if err := b.reduceShared(ctx, c, send, recv); err != nil {
-		return err
-	}
-	b.tune.record(mode, time.Since(start), n)
-	return nil
+	return b.reduceTuned(ctx, c, send, recv)
 }
 
 // reduceLocal: every rank copies its data into its slot, and each rank

@@ -54,8 +54,9 @@
 // modified lines quickly, and the first is about twice as fast; cores on
 // different dies pass them slowly, and the second is more than twice as
 // fast. A virtual machine's CPUs move between the two as the host places
-// them, so each rank times its large allreduce and reduce calls and uses
-// the faster mode, trying the other every 16th call.
+// them, so rank 0 times large allreduce and reduce calls, per class of
+// sizes, and the group uses the faster mode, trying the other every 64th
+// call (see tune.go).
 // Ranks check that they agree on each call (operation, length, element
 // type, root) and fail with ErrMismatch otherwise.
 //

@@ -20,7 +20,8 @@ import (
 // buffer is aligned for any element type.
 //
 //	header     one page: magic, version and the geometry below, and on
-//	           a line of its own the abort word (see Backend.markFailed)
+//	           lines of their own the abort word (see Backend.markAbort)
+//	           and the faster write mode (see tune.go)
 //	counters   three lines per rank (arrive, reduced, release), then two
 //	           lines (head, tail) per ordered pair of ranks for the rings
 //	stages     two stages, each size slots of slot bytes, in rank order
@@ -30,12 +31,13 @@ import (
 // one rank only. The arrive line also holds the operation descriptors
 // (see desc).
 const (
-	magic      = 0x6d68736f67796172 // "raygoshm", little-endian
-	version    = 1
-	pageBytes  = 4096
-	lineBytes  = 128 // two cache lines, so that adjacent-line prefetch does not share them
-	filePrefix = "raygo-coll-"
-	abortOff   = 2 * lineBytes
+	magic       = 0x6d68736f67796172 // "raygoshm", little-endian
+	version     = 1
+	pageBytes   = 4096
+	lineBytes   = 128 // two cache lines, so that adjacent-line prefetch does not share them
+	filePrefix  = "raygo-coll-"
+	abortOff    = 2 * lineBytes
+	fastModeOff = 3 * lineBytes
 )
 
 // Counter kinds: one line each per rank.

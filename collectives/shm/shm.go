@@ -42,13 +42,23 @@ var (
 // Backend is one rank's end of a shared-memory group. Its methods follow
 // backend.Backend; it also implements backend.Reducer, Gatherer,
 // Scatterer and AllToAller.
+//
+// Concurrency: collective calls come one at a time (they share step and
+// the scratch slices); Send and Recv may run beside each other, each
+// touching only its own ring; Close may come from any goroutine. mu is
+// the only lock: every call holds it shared, Close exclusively, so that
+// the segment is unmapped only once no call uses it. Everything shared
+// with other ranks is in the segment, and each word there has a single
+// writer (see segment.go), except the abort word, which the first rank
+// to fail sets by compare-and-swap.
 type Backend struct {
 	group      string
 	rank, size int
 	geo        geometry
-	mem        []byte // the mapped segment
-	abort      *atomic.Uint64
-	pids       []int // each rank's process, for the liveness check
+	mem        []byte                   // the mapped segment
+	abort      *atomic.Uint64           // see markAbort
+	fastMode   [nClasses]*atomic.Uint64 // see tune.go
+	pids       []int                    // each rank's process, for the liveness check
 
 	ctr   [nKinds][]*atomic.Uint64 // ctr[kind][rank]
 	desc  [][2][2]*atomic.Uint64   // desc[rank][stage]: what the rank's data at that stage is
@@ -61,7 +71,7 @@ type Backend struct {
 
 	spinFor time.Duration // how long a wait spins before it yields (see wait.go)
 	nt      bool          // this allreduce writes the stages with non-temporal stores (see tune.go)
-	tune    tuner
+	tune    [nClasses]tuner
 
 	step   uint64 // steps of collective calls so far (identical on every rank)
 	others []int  // every rank but this one
@@ -243,6 +253,9 @@ func newBackend(cfg backend.Config, g geometry, mem []byte, pids []int) *Backend
 		send: make([]ring, P), recv: make([]ring, P)}
 	u64 := func(off int) *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&mem[off])) }
 	b.abort = u64(abortOff)
+	for k := range b.fastMode {
+		b.fastMode[k] = u64(fastModeOff + 8*k)
+	}
 	for k := range b.ctr {
 		b.ctr[k] = make([]*atomic.Uint64, P)
 		for r := range P {

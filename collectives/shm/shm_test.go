@@ -17,7 +17,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	o := backendtest.Options{}
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		// Every dtype at 2 and 3 ranks, two at the other sizes.
 		o.Sizes = []int{2, 3}
 		t.Run("short", func(t *testing.T) {
@@ -39,17 +39,20 @@ func TestNonTemporal(t *testing.T) {
 
 func TestTuner(t *testing.T) {
 	var tu tuner
-	if m := tu.pick(); m != 0 {
-		t.Fatalf("first pick %d, want 0", m)
+	var seq []int
+	for range 1 + 2*trials {
+		m, timed := tu.pick(tu.best())
+		if timed {
+			tu.record(m, time.Duration(2-m)*time.Millisecond, 1<<20) // mode 1 is faster
+		}
+		seq = append(seq, m)
 	}
-	tu.record(0, 2*time.Millisecond, 1<<20)
-	if m := tu.pick(); m != 1 {
-		t.Fatalf("second pick %d, want 1 (not measured yet)", m)
+	if fmt.Sprint(seq) != "[0 0 1 0 1 0 1]" {
+		t.Fatalf("first modes %v, want a warm-up then alternating", seq)
 	}
-	tu.record(1, time.Millisecond, 1<<20)
 	explored := 0
 	for range 4 * exploreEvery {
-		m := tu.pick()
+		m, _ := tu.pick(tu.best())
 		if m == 0 {
 			explored++
 		}
@@ -58,8 +61,13 @@ func TestTuner(t *testing.T) {
 	if tu.best() != 1 || explored != 4 {
 		t.Fatalf("best %d after %d explorations of the slower mode; want 1 after 4", tu.best(), explored)
 	}
+	for n, want := range map[int]int{ntMin: 0, 256<<10 - 1: 0, 256 << 10: 1, 2 << 20: 2, 16 << 20: 3, 1 << 30: 3} {
+		if got := sizeClass(n); got != want {
+			t.Errorf("sizeClass(%d) = %d, want %d", n, got, want)
+		}
+	}
 	// The placement changes: mode 1 becomes slow, and is dropped.
-	for range 3 {
+	for range window {
 		tu.record(1, 10*time.Millisecond, 1<<20)
 	}
 	if tu.best() != 0 {
