@@ -20,8 +20,8 @@
 // An operation drives its sockets from the caller's goroutine with
 // non-blocking system calls: every pass reads what has arrived (into its
 // destination, reducing a chunk into place once it is whole) and writes
-// what the sockets take, at most a chunk per message, a header and its
-// payload in one sendmsg. A message that forwards another (ring, chain)
+// what the sockets take, at most 256KiB per message and pass, a header
+// and its payload in one sendmsg. A message that forwards another (ring, chain)
 // goes out chunk by chunk as its source lands, so the transfer of one
 // chunk, the arrival of the next and the reduction of another overlap;
 // the kernel's socket buffers carry data while the goroutine reduces.

@@ -56,8 +56,6 @@ const (
 	opGather
 	opScatter
 	opAllToAll
-	opSend
-	opRecv
 )
 
 var opNames = [...]string{
@@ -70,8 +68,6 @@ var opNames = [...]string{
 	opGather:        "gather",
 	opScatter:       "scatter",
 	opAllToAll:      "alltoall",
-	opSend:          "send",
-	opRecv:          "recv",
 }
 
 func (o opcode) String() string {

@@ -60,17 +60,6 @@ func (c *comm) peers(ctx context.Context, ranks ...int) ([]*peer, error) {
 	return c.pl, nil
 }
 
-// exchange sends out to p and receives in from p at once: step of a
-// collective call.
-func (c *comm) exchange(p *peer, op opcode, step int, out, in []byte) error {
-	e := c.eng
-	e.reset(true)
-	h := c.coll(op, step)
-	e.recv(p, h, in, nil, false)
-	e.send(p, h, out, -1)
-	return e.run()
-}
-
 // sendTo sends one collective frame to p.
 func (c *comm) sendTo(p *peer, h header, buf []byte) error {
 	e := c.eng

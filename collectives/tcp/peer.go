@@ -42,6 +42,10 @@ type peer struct {
 	wmsg     syscall.Msghdr
 	midFrame bool   // wmu: a frame's header went out without all its payload
 	sendSeq  uint32 // point-to-point messages sent
+	hungUp   bool   // wmu: hangUpLocked ran
+
+	// hangUpLater asks the holder of wmu to hang up as it lets go.
+	hangUpLater atomic.Bool
 
 	// Engines of Send and Recv, each used by one goroutine at a time.
 	sendEng, recvEng *engine
@@ -168,9 +172,9 @@ func (p *peer) lostError(err error) error {
 	what := "the connection broke"
 	switch {
 	case err == errEOF:
-		what = "it closed the connection without closing the group (its process may have died)"
+		what = "it closed the connection without closing the group (its process died, or it gave up in the middle of a message)"
 	case errors.Is(err, syscall.ECONNRESET):
-		what = "the connection was reset (its process may have died)"
+		what = "the connection was reset (its process died, or it gave up in the middle of a message)"
 	}
 	return fmt.Errorf("collectives: tcp group %q rank %d: lost rank %d: %s: %w: %v", p.c.group, p.c.rank, p.rank, what, ErrPeerLost, err)
 }
@@ -183,7 +187,7 @@ func (p *peer) writeError(err error) error {
 	}
 	what := "the connection broke"
 	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
-		what = "the connection was reset (its process may have died)"
+		what = "the connection was reset (its process died, or it gave up in the middle of a message)"
 	}
 	return fmt.Errorf("collectives: tcp group %q rank %d: sending to rank %d: %s: %w: %v", p.c.group, p.c.rank, p.rank, what, ErrPeerLost, err)
 }
@@ -229,32 +233,57 @@ func (p *peer) abortError(h header) error {
 }
 
 // hangUp ends the connection after the backend failed or closed: it
-// sends a bye or an abort frame if no frame is half written and the
-// socket takes it at once, then shuts the connection down, which ends any
-// blocked call on either side. The descriptor stays open until Close.
-func (p *peer) hangUp(bye bool, reason string) {
+// sends a bye or an abort frame (naming why) if no frame is half written
+// and the socket takes it at once, then shuts the connection down, which
+// ends any blocked call on either side. The descriptor stays open until
+// Close. When a call holds the write side, the call hangs up as it lets
+// go of it (releaseW), so that the frame can still go out.
+func (p *peer) hangUp() {
+	p.hangUpLater.Store(true)
 	if p.wmu.TryLock() {
-		if !p.midFrame {
-			h := header{kind: kindAbort}
-			var payload []byte
-			if bye {
-				h.kind = kindBye
-			} else {
-				payload = []byte(reason)
-				if len(payload) > maxAbortLen {
-					payload = payload[:maxAbortLen]
-				}
-			}
-			h.n = uint64(len(payload))
-			var hb [headerLen]byte
-			h.put(&hb)
-			frame := append(hb[:], payload...)
-			// All or nothing: a partial frame would be worse than none.
-			if n, _, e := syscall.Syscall6(syscall.SYS_SENDTO, uintptr(p.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0); e == 0 && int(n) < len(frame) {
-				p.midFrame = true
+		p.hangUpLocked()
+		p.wmu.Unlock()
+	} // else the holder sees hangUpLater in releaseW
+}
+
+// releaseW lets go of the write side, hanging up if asked to meanwhile.
+// (The flag is read after the unlock: a hangUp whose TryLock failed set
+// it before, so one of the two goroutines hangs up.)
+func (p *peer) releaseW() {
+	p.wmu.Unlock()
+	if p.hangUpLater.Load() && p.wmu.TryLock() {
+		p.hangUpLocked()
+		p.wmu.Unlock()
+	}
+}
+
+// hangUpLocked is hangUp with wmu held.
+func (p *peer) hangUpLocked() {
+	p.hangUpLater.Store(false)
+	if p.hungUp {
+		return
+	}
+	p.hungUp = true
+	<-p.c.dead
+	if !p.midFrame {
+		h := header{kind: kindAbort}
+		var payload []byte
+		if errors.Is(p.c.deadErr, ErrClosed) {
+			h.kind = kindBye
+		} else {
+			payload = []byte(p.c.deadErr.Error())
+			if len(payload) > maxAbortLen {
+				payload = payload[:maxAbortLen]
 			}
 		}
-		p.wmu.Unlock()
+		h.n = uint64(len(payload))
+		var hb [headerLen]byte
+		h.put(&hb)
+		frame := append(hb[:], payload...)
+		// All or nothing: a partial frame would be worse than none.
+		if n, _, e := syscall.Syscall6(syscall.SYS_SENDTO, uintptr(p.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0); e == 0 && int(n) < len(frame) {
+			p.midFrame = true
+		}
 	}
 	syscall.Shutdown(p.fd, syscall.SHUT_RDWR)
 }

@@ -289,11 +289,9 @@ func (c *comm) fail(err error) {
 		if ln != nil {
 			ln.Close()
 		}
-		bye := errors.Is(err, ErrClosed)
-		reason := err.Error()
 		for j := range c.slots {
 			if p := c.slots[j].p.Load(); p != nil {
-				p.hangUp(bye, reason)
+				p.hangUp()
 			}
 		}
 	})

@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 func TestConformancePipelined(t *testing.T) {
 	o := backendtest.Options{
 		Sizes:   []int{2, 3, 5, 8},
-		Backend: map[string]string{"tcp.ring_above": "0", "tcp.chain_above": "0", "tcp.chunk": "64", "tcp.connect": "lazy"},
+		Backend: map[string]string{"tcp.ring_above": "0", "tcp.chain_above": "0", "tcp.chunk": "1K", "tcp.connect": "lazy"},
 	}
 	if testing.Short() {
 		o.Sizes = []int{2, 5}
@@ -196,6 +196,35 @@ func TestWaitError(t *testing.T) {
 	}
 	if we.Op != "allreduce" || we.Rank != 1 || fmt.Sprint(we.Missing) != "[0]" {
 		t.Fatalf("got %+v, want allreduce on rank 1 waiting for [0]", we)
+	}
+}
+
+// TestPeerGaveUp: a rank whose ctx ends tells the others why, when no
+// frame of its is half sent; otherwise they still get an error naming it.
+func TestPeerGaveUp(t *testing.T) {
+	for _, n := range []int{64, 4 << 20} {
+		bs := group(t, 2, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		buf := make([]byte, n)
+		err := bs[0].Allreduce(ctx, buf, buf, backend.F32, backend.Sum)
+		cancel()
+		var we *backend.WaitError
+		if !errors.As(err, &we) {
+			t.Fatalf("bytes=%d rank 0: got %v, want a WaitError", n, err)
+		}
+		// Rank 0's data may have gone out before it gave up, so rank 1's
+		// first call can succeed; the next cannot.
+		for i := 0; i < 2; i++ {
+			if err = bs[1].Allreduce(context.Background(), make([]byte, n), make([]byte, n), backend.F32, backend.Sum); err != nil {
+				break
+			}
+		}
+		switch {
+		case n == 64 && (!errors.Is(err, ErrPeerFailed) || !strings.Contains(err.Error(), "rank 0 gave up") || !strings.Contains(err.Error(), "have not arrived")):
+			t.Errorf("bytes=%d rank 1: got %v, want rank 0's reason", n, err)
+		case err == nil || !strings.Contains(err.Error(), "rank 0"):
+			t.Errorf("bytes=%d rank 1: got %v, want an error naming rank 0", n, err)
+		}
 	}
 }
 
