@@ -1587,10 +1587,27 @@ func (a *Agent) nodeDiedLocked(n wire.NodeID) {
 			p.conn.Abort()
 		}
 	}
+	// Actors there first: the calls failed below are sent again to where
+	// each actor restarts (or fail if it cannot).
+	for id, r := range a.routes {
+		if r.resolving || r.node != n || r.dead != nil {
+			continue
+		}
+		if a.ownActors[id] != nil {
+			a.actorDownLocked(&wire.ActorDown{Actor: id, Restartable: true,
+				Err: &wire.TaskError{Kind: wire.ErrKindActorDied, Task: id, Node: n, Message: fmt.Sprintf("its node %d died", n)}})
+		} else {
+			delete(a.routes, id) // its owner decides; ask the head again
+		}
+	}
 	for _, ot := range a.owned {
 		if ot.scheduled && ot.node == n {
+			kind := wire.ErrKindWorkerDied
+			if ot.spec.Kind == wire.KindActorCall {
+				kind = wire.ErrKindActorDied // retried where the actor restarts, if it has retries
+			}
 			a.completeLocked(&wire.Done{Task: ot.spec.ID, Attempt: ot.attempt,
-				Err: a.taskError(wire.ErrKindWorkerDied, &ot.spec, ot.attempt, "node %d died while running it", n)})
+				Err: a.taskError(kind, &ot.spec, ot.attempt, "node %d died while running it", n)})
 		}
 	}
 	a.objectsLostLocked(n)
@@ -1602,17 +1619,6 @@ func (a *Agent) nodeDiedLocked(n wire.NodeID) {
 		}
 		o.state, o.err = objFailed, a.objectLost(o.id, fmt.Sprintf("its owner, node %d, died", n))
 		a.readyLocked(o)
-	}
-	for id, r := range a.routes {
-		if r.resolving || r.node != n || r.dead != nil {
-			continue
-		}
-		if a.ownActors[id] != nil {
-			a.actorDownLocked(&wire.ActorDown{Actor: id, Restartable: true,
-				Err: &wire.TaskError{Kind: wire.ErrKindActorDied, Task: id, Node: n, Message: fmt.Sprintf("its node %d died", n)}})
-		} else {
-			delete(a.routes, id) // its owner decides; ask the head again
-		}
 	}
 }
 
