@@ -6,6 +6,8 @@ BIN     := bin
 FUZZTIME ?= 300000x
 # Packages whose tests also run under the race detector.
 CORE    := . ./runtime/... ./objstore/... ./raygotest/... ./launcher/... ./slurm/...
+# The collectives packages run under the race detector in their short form.
+COLLECTIVES := ./collectives ./collectives/backend/... ./collectives/shm ./collectives/tcp ./collectives/hier ./collectives/mpi
 
 .PHONY: all build demo test deps vet fmt-check unit test-slurm race fuzz clean bench bench-launch bench-scale
 .PHONY: mpi-deps test-mpi bench-collectives-mpi
@@ -71,6 +73,7 @@ bench-collectives-mpi: mpi-deps
 
 race:
 	$(GO) test -race -count=1 -timeout 15m $(CORE)
+	$(GO) test -race -short -count=1 -timeout 15m $(COLLECTIVES)
 
 # Every decoder that reads from a socket or a file, briefly (a count of
 # inputs rather than a time: a time limit can end the run mid-minimization,
