@@ -268,9 +268,9 @@ func (e *engine) stepRecv(r *recvReq) (bool, error) {
 		}
 		if r.fill == len(land) {
 			if inPlace {
-				reduce(e.dt, e.op, dst, land)
+				backend.Reduce(e.dt, e.op, dst, land)
 			} else {
-				reduce(e.dt, e.op, dst, src)
+				backend.Reduce(e.dt, e.op, dst, src)
 			}
 			r.got, r.fill = end, 0
 		}

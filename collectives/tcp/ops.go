@@ -518,7 +518,7 @@ func (c *comm) treeReduce(ctx context.Context, send, recv []byte, dt backend.DTy
 			if err := c.recvFrom(p, c.coll(opReduce, 0), tmp); err != nil {
 				return err
 			}
-			reduce(dt, op, acc, tmp)
+			backend.Reduce(dt, op, acc, tmp)
 		}
 	}
 	return nil

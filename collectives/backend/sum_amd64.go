@@ -1,9 +1,7 @@
-package tcp
+package backend
 
 import (
 	"golang.org/x/sys/cpu"
-
-	"github.com/raygo/raygo/collectives/backend"
 )
 
 // Vector kernels in sum_amd64.s: dst += src element by element, n a
@@ -25,19 +23,19 @@ var hasAVX2 = cpu.X86.HasAVX2
 
 // vectorSum adds the leading multiple of 128 bytes of src into dst with
 // AVX2 when dt's sum has a kernel, and returns how many bytes it did.
-func vectorSum(dt backend.DType, dst, src []byte) int {
+func vectorSum(dt DType, dst, src []byte) int {
 	n := len(dst) &^ 127
 	if !hasAVX2 || n == 0 {
 		return 0
 	}
 	switch dt {
-	case backend.F32:
+	case F32:
 		addF32(&dst[0], &src[0], n)
-	case backend.F64:
+	case F64:
 		addF64(&dst[0], &src[0], n)
-	case backend.I32:
+	case I32:
 		addI32(&dst[0], &src[0], n)
-	case backend.I64:
+	case I64:
 		addI64(&dst[0], &src[0], n)
 	default:
 		return 0
