@@ -42,7 +42,7 @@ func (r kvRendezvous) Exchange(ctx context.Context, key string, mine []byte) ([]
 		v, err := raygo.KVWait(ctx, r.key(key, i))
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-				return nil, r.missing(ctx, "rendezvous "+key, err)
+				return nil, r.missing(ctx, key, err)
 			}
 			return nil, fmt.Errorf("collectives: rendezvous %s%s on rank %d, waiting for rank %d: %w", r.prefix, key, r.rank, i, err)
 		}
@@ -70,10 +70,10 @@ func (r kvRendezvous) Broadcast(ctx context.Context, key string, root int, value
 
 // missing lists the ranks that have not published key, for the error
 // of a rendezvous that timed out.
-func (r kvRendezvous) missing(ctx context.Context, op string, cause error) error {
+func (r kvRendezvous) missing(ctx context.Context, key string, cause error) error {
+	op := "rendezvous " + key
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultDiagnoseTimeout)
 	defer cancel()
-	key := strings.TrimPrefix(op, "rendezvous ")
 	keys, err := raygo.KVList(lctx, fmt.Sprintf("%s%s/", r.prefix, key))
 	if err != nil {
 		return fmt.Errorf("collectives: %s on rank %d: %w", op, r.rank, cause)
