@@ -109,6 +109,7 @@ type Agent struct {
 
 	mu              sync.Mutex
 	view            map[wire.NodeID]wire.NodeInfo
+	othersAlive     int // live nodes in view other than this one
 	jobs            map[uint64]*job
 	procs           map[wire.ProcID]*proc
 	nextProc        wire.ProcID
@@ -454,6 +455,12 @@ func (a *Agent) applyView(v *wire.View) {
 		a.view[n.ID] = n
 		if had && old.Alive && !n.Alive {
 			a.nodeDiedLocked(n.ID)
+		}
+	}
+	a.othersAlive = 0
+	for _, n := range a.view {
+		if n.Alive && n.ID != a.id {
+			a.othersAlive++
 		}
 	}
 	live := map[uint64]bool{}

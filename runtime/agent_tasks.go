@@ -968,7 +968,7 @@ func (a *Agent) dispatchLocked() {
 				}
 			}
 		}
-		for len(q.tasks) > 0 {
+		for len(q.tasks) > 0 && a.othersAlive > 0 {
 			et := q.tasks[0]
 			if a.running[et.spec.ID] != et {
 				q.tasks = q.tasks[1:]

@@ -149,7 +149,7 @@ func connect(ctx context.Context, addr string, secret []byte, role wire.Role, pr
 	// has none; it then fails only when it meets a stored object.
 	c.arena, c.arenaErr = objstore.OpenArena(c.arenaPath, c.arenaSize, true)
 	if h != nil {
-		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}, leases: map[uint64]chan *wire.Exec{}}
+		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}, leases: map[uint64]chan *wire.Exec{}, idle: make(chan chan func(), maxIdleRunners)}
 		SetWorkerClient(c)
 	}
 	go c.readLoop()

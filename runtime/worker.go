@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -70,6 +72,36 @@ type executor struct {
 	running map[wire.TaskID]context.CancelFunc
 	actors  map[wire.ActorID]*actorBox
 	leases  map[uint64]chan *wire.Exec
+	idle    chan chan func() // parked task goroutines (see spawn)
+}
+
+// maxIdleRunners bounds the goroutines kept parked for the next tasks.
+const maxIdleRunners = 64
+
+// spawn runs f on a goroutine of its own: one parked by an earlier task
+// when there is one. A new goroutine starts with a small stack that each
+// task grows again (a few microseconds, as much as a small task's whole
+// run); a reused one has grown it already.
+func (x *executor) spawn(f func()) {
+	select {
+	case ch := <-x.idle:
+		ch <- f
+	default:
+		go x.runner(f)
+	}
+}
+
+func (x *executor) runner(f func()) {
+	ch := make(chan func(), 1)
+	for {
+		f()
+		select {
+		case x.idle <- ch:
+		default:
+			return
+		}
+		f = <-ch
+	}
 }
 
 type actorBox struct {
@@ -95,12 +127,38 @@ func ServeWorker(ctx context.Context, h Handler, prog Program) error {
 	}
 	slot, _ := strconv.ParseUint(os.Getenv(EnvSlot), 10, 32)
 	job, _ := strconv.ParseUint(os.Getenv(EnvJob), 10, 64)
+	if dir := os.Getenv(EnvCPUProfileDir); dir != "" {
+		go profileCPU(dir)
+	}
 	c, err := connect(ctx, os.Getenv(EnvAgent), secret, wire.RoleWorker, prog, uint32(slot), job, h)
 	if err != nil {
 		return err
 	}
 	<-c.Done()
 	return nil
+}
+
+// EnvCPUProfileDir, when set in the environment of a node agent, makes each
+// worker process it starts write its CPU profile into that directory, for
+// profiling benchmarks. Workers are often killed rather than left to exit,
+// so the profile is cut into files of 2 seconds each, worker-PID-N.prof;
+// `go tool pprof` merges them when given them all.
+const EnvCPUProfileDir = "RAYGO_WORKER_CPUPROFILE_DIR"
+
+func profileCPU(dir string) {
+	for n := 0; ; n++ {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d-%d.prof", os.Getpid(), n)))
+		if err != nil {
+			return
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return
+		}
+		time.Sleep(2 * time.Second)
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 var workerClient struct {
@@ -142,7 +200,7 @@ func (x *executor) exec(m *wire.Exec) {
 			x.mu.Unlock()
 			return
 		}
-		go x.runTask(m)
+		x.spawn(func() { x.runTask(m) })
 	case wire.KindActorCreate:
 		go x.create(m)
 	case wire.KindActorCall:
@@ -190,10 +248,10 @@ func (x *executor) runLease(id uint64, q chan *wire.Exec) {
 			continue
 		}
 		done := make(chan struct{})
-		go func() {
+		x.spawn(func() {
 			x.runTask(m)
 			close(done)
-		}()
+		})
 		stall.Reset(leaseStall)
 		select {
 		case <-done:
