@@ -152,48 +152,74 @@ func (a *Agent) serveProc(p *proc) {
 			}
 			break
 		}
-		switch m := m.(type) {
-		case *wire.Submit:
-			a.mu.Lock()
-			a.submitLocked(p, &m.Spec)
-			a.mu.Unlock()
-		case *wire.Put:
-			a.mu.Lock()
-			a.putLocked(p, m)
-			a.mu.Unlock()
-		case *wire.Refs:
-			a.mu.Lock()
-			for i, id := range m.IDs {
-				a.procRefLocked(p, id, m.Deltas[i])
+		if r, ok := m.(*wire.Req); ok {
+			a.procRequest(p, r)
+			continue
+		}
+		// A busy process sends bursts (submissions, results, releases):
+		// the messages already read are handled under one acquisition of
+		// the lock, up to a bound that keeps other connections served.
+		a.mu.Lock()
+		ok := a.procMsgLocked(p, m)
+		for n := 1; ok && n < procBurst && p.conn.FrameReady(); n++ {
+			if m, err = p.conn.Recv(); err != nil {
+				break
 			}
-			a.mu.Unlock()
-		case *wire.Subscribe:
-			a.mu.Lock()
-			for _, id := range m.IDs {
-				a.subscribeProcLocked(p, id)
+			if r, isReq := m.(*wire.Req); isReq {
+				a.mu.Unlock()
+				a.procRequest(p, r)
+				a.mu.Lock()
+				continue
 			}
-			a.mu.Unlock()
-		case *wire.Done:
-			a.mu.Lock()
-			a.workerDoneLocked(p, m)
-			a.mu.Unlock()
-		case *wire.Cancel:
-			a.mu.Lock()
-			a.cancelLocked(m.Task, m.Force)
-			a.mu.Unlock()
-		case *wire.KillActor:
-			a.mu.Lock()
-			a.killActorLocked(m.Actor, m.NoRestart)
-			a.mu.Unlock()
-		case *wire.Req:
-			a.procRequest(p, m)
-		default:
-			a.logf("%s %d sent unexpected %s message; dropping it", p.role, p.id, m.Type())
+			ok = a.procMsgLocked(p, m)
+		}
+		a.mu.Unlock()
+		if err != nil {
+			if !isClosed(err) {
+				a.logf("%s %d (pid %d): %v", p.role, p.id, p.pid, err)
+			}
+			break
+		}
+		if !ok {
 			p.conn.Abort()
+			break
 		}
 	}
 	p.conn.Close()
 	a.procGone(p)
+}
+
+// procBurst bounds the messages from one process handled under one
+// acquisition of the agent's lock.
+const procBurst = 64
+
+// procMsgLocked handles a message from process p other than a request. It
+// returns false for a message a process must not send.
+func (a *Agent) procMsgLocked(p *proc, m wire.Msg) bool {
+	switch m := m.(type) {
+	case *wire.Submit:
+		a.submitLocked(p, &m.Spec)
+	case *wire.Put:
+		a.putLocked(p, m)
+	case *wire.Refs:
+		for i, id := range m.IDs {
+			a.procRefLocked(p, id, m.Deltas[i])
+		}
+	case *wire.Subscribe:
+		for _, id := range m.IDs {
+			a.subscribeProcLocked(p, id)
+		}
+	case *wire.Done:
+		a.workerDoneLocked(p, m)
+	case *wire.Cancel:
+		a.cancelLocked(m.Task, m.Force)
+	case *wire.KillActor:
+		a.killActorLocked(m.Actor, m.NoRestart)
+	default:
+		a.logf("%s %d sent unexpected %s message; dropping it", p.role, p.id, m.Type())
+		return false
+	}
+	return true
 }
 
 // procRefLocked applies a change in the references process p holds to id.

@@ -18,6 +18,11 @@ type Result struct {
 	Value float64 `json:"value"` // mean over the rounds
 	SD    float64 `json:"sd"`    // population standard deviation over the rounds, as numpy's std
 	Unit  string  `json:"unit"`  // "tasks/s", "GB/s", "ratio", ...
+	// CPUPerOp is the CPU time, in microseconds, that this process and its
+	// worker processes used per operation over the rounds (Linux only;
+	// 0 when not measured). On a shared machine, where throughput moves
+	// with the load of others, it is the steadier figure to compare.
+	CPUPerOp float64 `json:"cpu_us_per_op,omitempty"`
 }
 
 // String formats r as Ray prints its results: "name per second mean +- sd"
@@ -152,6 +157,8 @@ func (b *bench) timeit(ctx context.Context, name, unit string, multiplier float6
 	}
 	step := count/10 + 1
 	rates := make([]float64, b.opts.Rounds)
+	cpu0, cpuOK := treeCPU()
+	ops := 0.0
 	for i := range rates {
 		start := time.Now()
 		n := 0
@@ -167,9 +174,13 @@ func (b *bench) timeit(ctx context.Context, name, unit string, multiplier float6
 			n += step
 		}
 		rates[i] = multiplier * float64(n) / time.Since(start).Seconds()
+		ops += multiplier * float64(n)
 	}
 	mean, sd := meanSD(rates)
 	r := Result{Name: name, Value: mean, SD: sd, Unit: unit}
+	if cpu1, ok := treeCPU(); ok && cpuOK && ops > 0 && unit != "GB/s" {
+		r.CPUPerOp = float64((cpu1-cpu0).Microseconds()) / ops
+	}
 	b.add(r)
 	return r, nil
 }

@@ -157,6 +157,21 @@ func (c *Conn) Recv() (Msg, error) {
 	return m, err
 }
 
+// FrameReady says whether a whole frame has already been read from the
+// stream, so that Recv would return without waiting for the peer. A reader
+// holding a lock uses it to take a burst of messages under one acquisition.
+func (c *Conn) FrameReady() bool {
+	b := c.r.Buffered()
+	if b < 4 {
+		return false
+	}
+	hdr, err := c.r.Peek(4)
+	if err != nil {
+		return false
+	}
+	return int64(binary.LittleEndian.Uint32(hdr))+4 <= int64(b)
+}
+
 // CloseTimeout bounds how long Close waits for queued frames to be written
 // to a peer that has stopped reading.
 const CloseTimeout = 5 * time.Second
