@@ -179,7 +179,7 @@ func (b *bench) timeit(ctx context.Context, name, unit string, multiplier float6
 	mean, sd := meanSD(rates)
 	r := Result{Name: name, Value: mean, SD: sd, Unit: unit}
 	if cpu1, ok := treeCPU(); ok && cpuOK && ops > 0 && unit != "GB/s" {
-		r.CPUPerOp = float64((cpu1-cpu0).Microseconds()) / ops
+		r.CPUPerOp = float64((cpu1 - cpu0).Microseconds()) / ops
 	}
 	b.add(r)
 	return r, nil
