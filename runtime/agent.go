@@ -114,9 +114,9 @@ type Agent struct {
 	procs           map[wire.ProcID]*proc
 	nextProc        wire.ProcID
 	peers           map[wire.NodeID]*peer
-	objs            map[wire.ObjectID]*obj
-	owned           map[wire.TaskID]*ownedTask
-	running         map[wire.TaskID]*execTask
+	objs            idMap[*obj]
+	owned           taskMap[*ownedTask]
+	running         taskMap[*execTask]
 	queues          map[string]*taskQueue
 	qorder          []string
 	avail           wire.Resources
@@ -160,8 +160,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, view: map[wire.NodeID]wire.NodeInfo{}, jobs: map[uint64]*job{},
-		procs: map[wire.ProcID]*proc{}, peers: map[wire.NodeID]*peer{}, objs: map[wire.ObjectID]*obj{},
-		owned: map[wire.TaskID]*ownedTask{}, running: map[wire.TaskID]*execTask{},
+		procs: map[wire.ProcID]*proc{}, peers: map[wire.NodeID]*peer{},
 		queues: map[string]*taskQueue{}, avail: copyRes(cfg.Resources), freeGPUs: append([]string(nil), cfg.GPUs...),
 		bundles: map[bundleKey]*bundle{}, actors: map[wire.ActorID]*localActor{}, routes: map[wire.ActorID]*actorRoute{},
 		calls: map[callKey]*callQueue{}, fnMicros: map[string]float64{}, names: map[string]string{}, ownActors: map[wire.ActorID]*ownedActor{}, lineage: map[wire.TaskID]*lineage{}, groups: map[uint64]*groupRoute{}, remote: map[wire.ObjectID]int32{},
@@ -438,8 +437,8 @@ func (a *Agent) reportLoop() {
 		}
 		sent = a.loadGen
 		last = time.Now()
-		l := &wire.Load{Available: copyRes(a.avail), Tasks: uint64(len(a.running) + len(a.owned)),
-			Actors: uint64(a.liveActorsLocked()), Objects: uint64(len(a.objs)), StoreUsed: uint64(a.store.Used())}
+		l := &wire.Load{Available: copyRes(a.avail), Tasks: uint64(a.running.Len() + a.owned.Len()),
+			Actors: uint64(a.liveActorsLocked()), Objects: uint64(a.objs.Len()), StoreUsed: uint64(a.store.Used())}
 		a.mu.Unlock()
 		a.head.Send(l)
 	}
@@ -582,10 +581,10 @@ func (a *Agent) DebugState() string {
 	defer a.mu.Unlock()
 	var b strings.Builder
 	fmt.Fprintf(&b, "node %d: avail %v\n", a.id, a.avail)
-	for id, ot := range a.owned {
+	for id, ot := range a.owned.All() {
 		fmt.Fprintf(&b, "  owned %s %s attempt %d deps %d node %d scheduled %v rebuild %v\n", id, displayName(&ot.spec), ot.attempt, ot.deps, ot.node, ot.scheduled, ot.rebuild)
 	}
-	for id, et := range a.running {
+	for id, et := range a.running.All() {
 		w := 0
 		if et.worker != nil {
 			w = int(et.worker.slot)
@@ -595,7 +594,7 @@ func (a *Agent) DebugState() string {
 	for k, q := range a.queues {
 		fmt.Fprintf(&b, "  queue %q: %d\n", k, len(q.tasks))
 	}
-	for id, o := range a.objs {
+	for id, o := range a.objs.All() {
 		if o.state == objPending || o.pulling() {
 			fmt.Fprintf(&b, "  obj %s owned %v state %d pulling %v waiters %d locs %v\n", id, o.owned, o.state, o.pulling(), o.numWaiters(), o.locs())
 		}

@@ -142,7 +142,7 @@ func (a *Agent) refLocked(id wire.ObjectID, delta int32) {
 		return
 	}
 	if id.Owner() == a.id {
-		o := a.objs[id]
+		o := a.objs.Get(id)
 		if o == nil || !o.owned {
 			return
 		}
@@ -165,15 +165,15 @@ func (a *Agent) refLocked(id wire.ObjectID, delta int32) {
 	case prev > 0 && n <= 0:
 		a.sendPeerLocked(id.Owner(), &wire.Refs{IDs: []wire.ObjectID{id}, Deltas: []int32{-1}})
 		// Nothing here needs what we learned about it any more.
-		if o := a.objs[id]; o != nil && !o.owned && !o.here && !o.busy() {
-			delete(a.objs, id)
+		if o := a.objs.Get(id); o != nil && !o.owned && !o.here && !o.busy() {
+			a.objs.Delete(id)
 		}
 	}
 }
 
 // freeLocked drops an owned object everywhere.
 func (a *Agent) freeLocked(o *obj) {
-	delete(a.objs, o.id)
+	a.objs.Delete(o.id)
 	if o.id.Index > 0 {
 		a.resultFreedLocked(o.id)
 	}
@@ -193,8 +193,8 @@ func (a *Agent) freeLocked(o *obj) {
 
 // putLocked records an object a local process stored.
 func (a *Agent) putLocked(p *proc, m *wire.Put) {
-	if m.ID.Owner() != a.id {
-		a.logf("process %d put object %s owned by another node; ignored", p.id, m.ID)
+	if m.ID.Owner() != a.id || m.ID.Task.Proc != p.id {
+		a.logf("process %d put object %s, an ID it did not make; ignored", p.id, m.ID)
 		return
 	}
 	o := &obj{id: m.ID, owned: true, state: objReady, val: m.Value, refs: 1}
@@ -208,8 +208,8 @@ func (a *Agent) putLocked(p *proc, m *wire.Put) {
 			a.touchLocked(o)
 		}
 	}
-	o.takeWaiters(a.objs[m.ID])
-	a.objs[m.ID] = o
+	o.takeWaiters(a.objs.Get(m.ID))
+	a.objs.Set(m.ID, o)
 	o.creator, p.created = p.id, true
 	for _, c := range m.Value.Contained {
 		a.refLocked(c, 1)
@@ -232,7 +232,7 @@ func (a *Agent) readyLocked(o *obj) {
 
 // whenReadyLocked calls f once the object is ready or failed (perhaps now).
 func (a *Agent) whenReadyLocked(id wire.ObjectID, f func(*obj)) {
-	o := a.objs[id]
+	o := a.objs.Get(id)
 	if id.Owner() == a.id {
 		if o == nil {
 			f(&obj{id: id, state: objFailed, err: a.objectLost(id, "freed, or never created")})
@@ -244,7 +244,7 @@ func (a *Agent) whenReadyLocked(id wire.ObjectID, f func(*obj)) {
 			return
 		}
 		o = &obj{id: id}
-		a.objs[id] = o
+		a.objs.Set(id, o)
 	}
 	if o.state != objPending {
 		f(o)
@@ -281,7 +281,7 @@ func (a *Agent) localizeLocked(o *obj, f func(error)) {
 		if err == nil {
 			o.here = true
 			a.touchLocked(o)
-			if cur := a.objs[id]; cur != o {
+			if cur := a.objs.Get(id); cur != o {
 				// Freed while we pulled: drop the copy.
 				a.store.Delete(id.FileName())
 				err = fmt.Errorf("object %s was freed while being fetched", id)
@@ -385,7 +385,7 @@ func (a *Agent) servePull(body []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: chunk of %d bytes asked, limit %d", ErrInvalid, n, wire.ChunkSize)
 	}
 	a.mu.Lock()
-	o := a.objs[id]
+	o := a.objs.Get(id)
 	if o != nil && o.here && o.spilled() != "" {
 		// Read outside the lock: the file goes only with the object, and a
 		// freed object's file is simply missing.
@@ -419,8 +419,8 @@ func (a *Agent) subscribeProcLocked(p *proc, id wire.ObjectID) {
 	// A result of a task p submitted goes to p when the task finishes
 	// (finishLocked): note that p asked, rather than keep a callback per
 	// object (a driver may wait for a million at once).
-	if o := a.objs[id]; o != nil && o.owned && o.state == objPending {
-		if ot := a.owned[id.Task]; ot != nil && ot.proc == p && !ot.rebuild {
+	if o := a.objs.Get(id); o != nil && o.owned && o.state == objPending {
+		if ot := a.owned.Get(id.Task); ot != nil && ot.proc == p && !ot.rebuild {
 			o.submitterWaits = true
 			return
 		}
@@ -437,13 +437,13 @@ func (a *Agent) subscribeProcLocked(p *proc, id wire.ObjectID) {
 			}
 			if m.Value.InStore {
 				// A process that holds the object keeps a view of it: pin it.
-				pin := p.holdsLocked(o) && !p.viewing[id]
+				pin := p.holdsLocked(o) && !p.viewing.Get(id)
 				v, ok := a.localValueLocked(o, pin)
 				if !ok {
 					v = wire.Value{}
 					m.Err = a.objectLost(id, fmt.Sprintf("not in node %d's store", a.id))
 				} else if pin && v.Spilled == "" {
-					p.viewing[id] = true
+					p.viewing.Set(id, true)
 				}
 				m.Value = v
 			}
@@ -454,7 +454,7 @@ func (a *Agent) subscribeProcLocked(p *proc, id wire.ObjectID) {
 
 // objectFromPeerLocked records an owner's answer to our subscription.
 func (a *Agent) objectFromPeerLocked(m *wire.Object) {
-	o := a.objs[m.ID]
+	o := a.objs.Get(m.ID)
 	if o == nil || o.owned || o.state != objPending {
 		return
 	}
@@ -470,13 +470,13 @@ func (a *Agent) objectFromPeerLocked(m *wire.Object) {
 // freeCopiesLocked drops this node's copies of objects owned elsewhere.
 func (a *Agent) freeCopiesLocked(ids []wire.ObjectID) {
 	for _, id := range ids {
-		o := a.objs[id]
+		o := a.objs.Get(id)
 		if o == nil || o.owned {
 			continue
 		}
 		a.dropCopyLocked(o)
 		if !o.busy() {
-			delete(a.objs, id)
+			a.objs.Delete(id)
 		}
 	}
 	a.loadGen++

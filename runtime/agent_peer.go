@@ -170,7 +170,7 @@ func (a *Agent) peerMsgLocked(from wire.NodeID, m wire.Msg) {
 		a.completeLocked(m)
 	case *wire.Subscribe:
 		for _, id := range m.IDs {
-			if o := a.objs[id]; o != nil && o.owned && !containsNode(o.subs(), from) {
+			if o := a.objs.Get(id); o != nil && o.owned && !containsNode(o.subs(), from) {
 				x := o.x()
 				x.subs = append(x.subs, from)
 			}
@@ -189,7 +189,7 @@ func (a *Agent) peerMsgLocked(from wire.NodeID, m wire.Msg) {
 		a.freeCopiesLocked(m.IDs)
 	case *wire.Put:
 		// A node now holds a copy of an object we own.
-		if o := a.objs[m.ID]; o != nil && o.owned {
+		if o := a.objs.Get(m.ID); o != nil && o.owned {
 			x := o.x()
 			x.locs = append(x.locs, m.Value.Node)
 		} else {

@@ -22,11 +22,11 @@ type proc struct {
 	// held: refs it holds, released if it goes away; except its hold on
 	// the objects it created, kept on the object (obj.creator) while it
 	// lasts, which saves an entry per task a driver submits.
-	held    map[wire.ObjectID]int32
+	held    idMap[int32]
 	created bool // it created objects (see held)
 	// viewing: objects it was sent a view of, pinned in the arena until
 	// it stops holding them or goes away.
-	viewing map[wire.ObjectID]bool
+	viewing idMap[bool]
 	worker  *workerProc // for workers
 	gone    bool
 }
@@ -54,7 +54,7 @@ func (a *Agent) admitProc(conn *wire.Conn, h *wire.Hello) (*proc, error) {
 			return nil, fmt.Errorf("node %d is stopping", a.id)
 		}
 		a.nextProc++
-		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, conn: conn, held: map[wire.ObjectID]int32{}, viewing: map[wire.ObjectID]bool{}}
+		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, conn: conn}
 		p.job = jobID(a.id, p.id)
 		j := &job{known: true, local: true, driver: p, info: wire.Job{ID: p.job, BinaryPath: h.BinaryPath,
 			BinaryHash: h.BinaryHash, RegistryHash: h.RegistryHash, Registry: h.Registry, Args: h.Args}}
@@ -93,7 +93,7 @@ func (a *Agent) admitProc(conn *wire.Conn, h *wire.Hello) (*proc, error) {
 			return nil, err
 		}
 		a.nextProc++
-		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, job: h.Job, conn: conn, held: map[wire.ObjectID]int32{}, viewing: map[wire.ObjectID]bool{}, worker: w}
+		p := &proc{id: a.nextProc, role: h.Role, pid: h.Pid, job: h.Job, conn: conn, worker: w}
 		a.procs[p.id] = p
 		w.proc = p
 		conn.Send(a.welcome(p))
@@ -224,27 +224,27 @@ func (a *Agent) procMsgLocked(p *proc, m wire.Msg) bool {
 
 // procRefLocked applies a change in the references process p holds to id.
 func (a *Agent) procRefLocked(p *proc, id wire.ObjectID, d int32) {
-	n := p.held[id] + d
-	if o := a.objs[id]; o != nil && o.creator == p.id {
+	n := p.held.Get(id) + d
+	if o := a.objs.Get(id); o != nil && o.creator == p.id {
 		// p's hold as the object's creator: it moves to p.held, or ends.
 		o.creator = 0
 		n++
 	}
 	if n <= 0 {
-		delete(p.held, id)
-		if p.viewing[id] {
-			delete(p.viewing, id)
+		p.held.Delete(id)
+		if p.viewing.Get(id) {
+			p.viewing.Delete(id)
 			a.unpinLocked(id)
 		}
 	} else {
-		p.held[id] = n
+		p.held.Set(id, n)
 	}
 	a.refLocked(id, d)
 }
 
 // holdsLocked says whether process p holds a reference to o.
 func (p *proc) holdsLocked(o *obj) bool {
-	return o.creator == p.id || p.held[o.id] > 0
+	return o.creator == p.id || p.held.Get(o.id) > 0
 }
 
 func isClosed(err error) bool {
@@ -257,13 +257,13 @@ func (a *Agent) procGone(p *proc) {
 	defer a.mu.Unlock()
 	p.gone = true
 	delete(a.procs, p.id)
-	for id, n := range p.held {
+	for id, n := range p.held.All() {
 		a.refLocked(id, -n)
 	}
-	p.held = nil
+	p.held = idMap[int32]{}
 	if p.created {
 		var ids []wire.ObjectID
-		for id, o := range a.objs {
+		for id, o := range a.objs.Of(a.id, p.id) { // what p made has IDs of its own
 			if o.creator == p.id {
 				o.creator = 0
 				ids = append(ids, id)
@@ -273,10 +273,10 @@ func (a *Agent) procGone(p *proc) {
 			a.refLocked(id, -1)
 		}
 	}
-	for id := range p.viewing {
+	for id := range p.viewing.All() {
 		a.unpinLocked(id)
 	}
-	p.viewing = nil
+	p.viewing = idMap[bool]{}
 	if p.role == wire.RoleDriver {
 		a.endJobLocked(p.job)
 		go func() {
@@ -297,7 +297,7 @@ func (a *Agent) endJobLocked(id uint64) {
 	for _, w := range j.workers {
 		w.stop(2 * time.Second)
 	}
-	for _, ot := range a.owned {
+	for _, ot := range a.owned.All() {
 		if ot.spec.Job == id {
 			ot.proc = nil
 			a.finishLocked(ot, nil, a.taskError(wire.ErrKindCancelled, &ot.spec, ot.attempt, "its driver exited"))
@@ -315,11 +315,11 @@ func (a *Agent) endJobLocked(id uint64) {
 			delete(a.ownActors, aid)
 		}
 	}
-	for tid, et := range a.running {
+	for tid, et := range a.running.All() {
 		if et.spec.Job == id {
 			a.releaseLocked(et)
 			a.unpinExecLocked(et)
-			delete(a.running, tid)
+			a.running.Delete(tid)
 		}
 	}
 	a.loadGen++

@@ -165,7 +165,7 @@ func (a *Agent) spillSome(need int64) (int64, string) {
 	a.mu.Lock()
 	var cands []*obj
 	var pinned int64
-	for _, o := range a.objs {
+	for _, o := range a.objs.All() {
 		if !o.here || o.spilled() != "" || o.spilling() || o.state != objReady || !o.val.InStore {
 			continue
 		}
@@ -232,7 +232,7 @@ func (a *Agent) spillSome(need int64) (int64, string) {
 		case v.err != nil:
 			werr = v.err
 			os.Remove(v.path)
-		case a.objs[o.id] != o || !o.here || o.spilled() != "" || a.pins[o.id] > 0:
+		case a.objs.Get(o.id) != o || !o.here || o.spilled() != "" || a.pins[o.id] > 0:
 			// Freed meanwhile, or a reader got a view: keep it in memory.
 			os.Remove(v.path)
 		default:

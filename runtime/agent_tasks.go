@@ -197,16 +197,21 @@ func (a *Agent) submitLocked(p *proc, spec *wire.TaskSpec) {
 	ot.spec.Func = a.internLocked(spec.Func)
 	ot.spec.Method = a.internLocked(spec.Method)
 	id := spec.ID
-	if _, dup := a.owned[id]; dup {
+	if id.Node != a.id || id.Proc != p.id {
+		// IDs are the submitter's: they say whose the results are.
+		a.logf("process %d submitted task %s, an ID it did not make; ignored", p.id, id)
+		return
+	}
+	if _, dup := a.owned.Lookup(id); dup {
 		a.logf("duplicate task ID %s from process %d; ignored", id, p.id)
 		return
 	}
-	a.owned[id] = ot
+	a.owned.Set(id, ot)
 	for i := uint32(1); i <= spec.NumReturns; i++ {
 		oid := wire.ObjectID{Task: id, Index: i}
 		o := &obj{id: oid, owned: true, state: objPending, refs: 1, creator: p.id}
-		o.takeWaiters(a.objs[oid])
-		a.objs[oid] = o
+		o.takeWaiters(a.objs.Get(oid))
+		a.objs.Set(oid, o)
 		p.created = true
 	}
 	if spec.Kind == wire.KindActorCall {
@@ -277,7 +282,7 @@ func (a *Agent) awaitArgsLocked(ot *ownedTask) {
 }
 
 func (a *Agent) readyToRunLocked(ot *ownedTask) {
-	if a.owned[ot.spec.ID] != ot {
+	if a.owned.Get(ot.spec.ID) != ot {
 		return
 	}
 	if ot.callq != nil {
@@ -444,7 +449,7 @@ func (a *Agent) localityLocked(spec *wire.TaskSpec) wire.NodeID {
 		if !spec.Args[i].IsRef {
 			continue
 		}
-		o := a.objs[spec.Args[i].Ref]
+		o := a.objs.Get(spec.Args[i].Ref)
 		if o == nil || !o.val.InStore || o.val.Size < bestBytes {
 			continue
 		}
@@ -519,7 +524,7 @@ func (a *Agent) resolveGroup(gid uint64, g *groupRoute) {
 	ws := g.waiting
 	g.waiting = nil
 	for _, ot := range ws {
-		if a.owned[ot.spec.ID] == ot {
+		if a.owned.Get(ot.spec.ID) == ot {
 			a.scheduleLocked(ot)
 		}
 	}
@@ -530,7 +535,7 @@ func (a *Agent) resolveGroup(gid uint64, g *groupRoute) {
 func (a *Agent) drainCallsLocked(cq *callQueue) {
 	for len(cq.tasks) > 0 {
 		ot := cq.tasks[0]
-		if a.owned[ot.spec.ID] != ot {
+		if a.owned.Get(ot.spec.ID) != ot {
 			cq.tasks = cq.tasks[1:]
 			continue
 		}
@@ -621,7 +626,7 @@ func (a *Agent) locateActor(actor wire.ActorID, r *actorRoute) {
 
 // completeLocked takes a task's outcome at its owner: retry, or record it.
 func (a *Agent) completeLocked(d *wire.Done) {
-	ot := a.owned[d.Task]
+	ot := a.owned.Get(d.Task)
 	if ot == nil || d.Attempt != ot.attempt {
 		return
 	}
@@ -665,7 +670,7 @@ func (a *Agent) completeLocked(d *wire.Done) {
 		time.AfterFunc(delay, func() {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			if a.owned[ot.spec.ID] == ot && !ot.cancelled && !a.stopped {
+			if a.owned.Get(ot.spec.ID) == ot && !ot.cancelled && !a.stopped {
 				a.scheduleLocked(ot)
 			}
 		})
@@ -719,7 +724,7 @@ func (a *Agent) retryableLocked(ot *ownedTask, e *wire.TaskError) bool {
 // of its arguments.
 func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.TaskError) {
 	spec := &ot.spec
-	delete(a.owned, spec.ID)
+	a.owned.Delete(spec.ID)
 	a.loadGen++
 	if terr == nil && uint32(len(results)) != spec.NumReturns {
 		terr = a.taskError(wire.ErrKindSystem, spec, ot.attempt, "returned %d values, want %d", len(results), spec.NumReturns)
@@ -730,10 +735,10 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 	}
 	for i := uint32(1); i <= spec.NumReturns; i++ {
 		oid := wire.ObjectID{Task: spec.ID, Index: i}
-		o := a.objs[oid]
+		o := a.objs.Get(oid)
 		if o == nil || !o.owned {
 			o = &obj{id: oid, owned: true}
-			a.objs[oid] = o
+			a.objs.Set(oid, o)
 		}
 		if ot.rebuild && o.state != objPending {
 			continue // a copy survived; the failed rebuild changes nothing
@@ -798,7 +803,7 @@ func (a *Agent) finishLocked(ot *ownedTask, results []wire.Value, terr *wire.Tas
 
 // cancelLocked cancels a task this node owns.
 func (a *Agent) cancelLocked(id wire.TaskID, force bool) {
-	ot := a.owned[id]
+	ot := a.owned.Get(id)
 	if ot == nil {
 		return
 	}
@@ -836,7 +841,7 @@ func (a *Agent) admitLocked(et *execTask) {
 		j.pending = append(j.pending, et)
 		return
 	}
-	a.running[spec.ID] = et
+	a.running.Set(spec.ID, et)
 	a.loadGen++
 	switch spec.Kind {
 	case wire.KindActorCall:
@@ -933,7 +938,7 @@ func (a *Agent) dispatchLocked() {
 		q := a.queues[k]
 		for len(q.tasks) > 0 {
 			et := q.tasks[0]
-			if a.running[et.spec.ID] != et {
+			if a.running.Get(et.spec.ID) != et {
 				q.tasks = q.tasks[1:]
 				continue
 			}
@@ -954,7 +959,7 @@ func (a *Agent) dispatchLocked() {
 				et.lease = l
 				for len(q.tasks) > 0 && l.left < depth {
 					nx := q.tasks[0]
-					if a.running[nx.spec.ID] != nx {
+					if a.running.Get(nx.spec.ID) != nx {
 						q.tasks = q.tasks[1:]
 						continue
 					}
@@ -970,20 +975,20 @@ func (a *Agent) dispatchLocked() {
 		}
 		for len(q.tasks) > 0 && a.othersAlive > 0 {
 			et := q.tasks[0]
-			if a.running[et.spec.ID] != et {
+			if a.running.Get(et.spec.ID) != et {
 				q.tasks = q.tasks[1:]
 				continue
 			}
 			if et.inBundle || et.spec.Strategy.Kind != wire.StrategyDefault || et.spec.ID.Node != a.id || et.spec.Kind != wire.KindTask {
 				break
 			}
-			ot := a.owned[et.spec.ID]
+			ot := a.owned.Get(et.spec.ID)
 			n := a.freeRemoteLocked(et.spec.Resources)
 			if n == 0 || ot == nil {
 				break
 			}
 			q.tasks = q.tasks[1:]
-			delete(a.running, et.spec.ID)
+			a.running.Delete(et.spec.ID)
 			ot.node = n
 			a.runOnLocked(n, &ot.spec, ot.attempt)
 		}
@@ -1106,7 +1111,7 @@ func (a *Agent) resolveArgsLocked(et *execTask, then func()) {
 		et.waiting--
 		if et.waiting == 0 {
 			et.resolved = true
-			if a.running[spec.ID] == et {
+			if a.running.Get(spec.ID) == et {
 				then()
 			}
 		}
@@ -1153,7 +1158,7 @@ func (a *Agent) execArgsLocked(et *execTask) *wire.TaskError {
 		if !arg.Value.InStore {
 			continue
 		}
-		o := a.objs[arg.ID]
+		o := a.objs.Get(arg.ID)
 		if o == nil {
 			return a.taskError(wire.ErrKindObjectLost, et.spec, et.attempt, "argument %d: %s is not on node %d", i, arg.ID, a.id)
 		}
@@ -1220,7 +1225,7 @@ func (a *Agent) sendExecLocked(et *execTask) {
 		w = a.sharedWorkerLocked(j)
 	}
 	et.worker = w
-	w.tasks[et.spec.ID] = et
+	w.tasks.Set(et.spec.ID, et)
 	if et.spec.Kind == wire.KindActorCreate {
 		if act := a.actors[et.spec.ID]; act != nil {
 			act.worker = w
@@ -1242,7 +1247,7 @@ func (a *Agent) sendExecLocked(et *execTask) {
 func (a *Agent) pumpActorLocked(act *localActor) {
 	for len(act.order) > 0 {
 		et := act.order[0]
-		if a.running[et.spec.ID] != et {
+		if a.running.Get(et.spec.ID) != et {
 			act.order = act.order[1:]
 			continue
 		}
@@ -1269,14 +1274,14 @@ func (a *Agent) pumpActorLocked(act *localActor) {
 			continue
 		}
 		et.worker = act.worker
-		act.worker.tasks[et.spec.ID] = et
+		act.worker.tasks.Set(et.spec.ID, et)
 		act.worker.sendLocked(&wire.Exec{Spec: *et.spec, Attempt: et.attempt, Args: et.args})
 	}
 }
 
 // workerDoneLocked takes a finished task from a worker.
 func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
-	et := a.running[d.Task]
+	et := a.running.Get(d.Task)
 	if et == nil || et.attempt != d.Attempt || et.worker == nil || et.worker.proc != p {
 		for i, r := range d.Results {
 			if r.InStore {
@@ -1285,8 +1290,8 @@ func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
 		}
 		return
 	}
-	delete(a.running, d.Task)
-	delete(et.worker.tasks, d.Task)
+	a.running.Delete(d.Task)
+	et.worker.tasks.Delete(d.Task)
 	a.unpinExecLocked(et)
 	for i := range d.Results {
 		r := &d.Results[i]
@@ -1302,10 +1307,10 @@ func (a *Agent) workerDoneLocked(p *proc, d *wire.Done) {
 				// A copy here now. Something here may already wait for this
 				// object (a rebuild's result that other tasks here need):
 				// keep its waiters and wake them.
-				o := a.objs[oid]
+				o := a.objs.Get(oid)
 				if o == nil || o.owned {
 					o = &obj{id: oid}
-					a.objs[oid] = o
+					a.objs.Set(oid, o)
 				}
 				o.state, o.val, o.err, o.here = objReady, *r, nil, true
 				a.touchLocked(o)
@@ -1381,11 +1386,11 @@ func (a *Agent) routeDoneLocked(et *execTask, d *wire.Done) {
 // failExecLocked ends a task on this node with an error.
 func (a *Agent) failExecLocked(et *execTask, terr *wire.TaskError) {
 	a.unpinExecLocked(et)
-	if a.running[et.spec.ID] == et {
-		delete(a.running, et.spec.ID)
+	if a.running.Get(et.spec.ID) == et {
+		a.running.Delete(et.spec.ID)
 	}
 	if et.worker != nil {
-		delete(et.worker.tasks, et.spec.ID)
+		et.worker.tasks.Delete(et.spec.ID)
 	}
 	switch et.spec.Kind {
 	case wire.KindActorCreate:
@@ -1400,7 +1405,7 @@ func (a *Agent) failExecLocked(et *execTask, terr *wire.TaskError) {
 
 // cancelExecLocked cancels a task on this node.
 func (a *Agent) cancelExecLocked(id wire.TaskID, force bool) {
-	et := a.running[id]
+	et := a.running.Get(id)
 	if et == nil {
 		return
 	}
@@ -1484,9 +1489,9 @@ func (a *Agent) actorDiedLocked(act *localActor, terr *wire.TaskError, restartab
 	}
 	if act.worker != nil {
 		delete(act.worker.actors, act.id)
-		for id, et := range act.worker.tasks {
+		for id, et := range act.worker.tasks.All() {
 			if et.spec.Kind == wire.KindActorCall && et.spec.Actor == act.id {
-				delete(act.worker.tasks, id)
+				act.worker.tasks.Delete(id)
 				t := a.taskError(wire.ErrKindActorDied, et.spec, et.attempt, "actor %s (%s) died during the call", act.id, et.spec.Func)
 				t.Cause = terr
 				a.failExecLocked(et, t)
@@ -1552,7 +1557,7 @@ func (a *Agent) actorDownLocked(m *wire.ActorDown) {
 		spec := oa.spec
 		spec.NumReturns = 0 // the first creation's result already exists
 		ot := &ownedTask{spec: spec, attempt: uint32(oa.restarts), retries: 0}
-		a.owned[id] = ot
+		a.owned.Set(id, ot)
 		for i := range spec.Args {
 			if spec.Args[i].IsRef {
 				a.refLocked(spec.Args[i].Ref, 1)
@@ -1600,7 +1605,7 @@ func (a *Agent) nodeDiedLocked(n wire.NodeID) {
 			delete(a.routes, id) // its owner decides; ask the head again
 		}
 	}
-	for _, ot := range a.owned {
+	for _, ot := range a.owned.All() {
 		if ot.scheduled && ot.node == n {
 			kind := wire.ErrKindWorkerDied
 			if ot.spec.Kind == wire.KindActorCall {
@@ -1613,7 +1618,7 @@ func (a *Agent) nodeDiedLocked(n wire.NodeID) {
 	a.objectsLostLocked(n)
 	// Objects owned by the dead node: what waits for them fails (their
 	// owner kept their state and count); copies already here stay readable.
-	for _, o := range a.objs {
+	for _, o := range a.objs.All() {
 		if o.owned || o.id.Owner() != n || o.state != objPending {
 			continue
 		}
@@ -1660,7 +1665,7 @@ func (a *Agent) recordLineageLocked(ot *ownedTask, results []wire.Value) bool {
 	}
 	live := 0
 	for i := uint32(1); i <= spec.NumReturns; i++ {
-		if o := a.objs[wire.ObjectID{Task: spec.ID, Index: i}]; o != nil && o.owned {
+		if o := a.objs.Get(wire.ObjectID{Task: spec.ID, Index: i}); o != nil && o.owned {
 			live++
 		}
 	}
@@ -1718,7 +1723,7 @@ func (a *Agent) resultFreedLocked(id wire.ObjectID) {
 // lineage, or fails with an error naming it and the node.
 func (a *Agent) objectsLostLocked(n wire.NodeID) {
 	rebuild := map[wire.TaskID]bool{}
-	for _, o := range a.objs {
+	for _, o := range a.objs.All() {
 		if !o.owned || o.state != objReady || !o.val.InStore {
 			continue
 		}
@@ -1762,7 +1767,7 @@ func (a *Agent) objectsLostLocked(n wire.NodeID) {
 		a.reconstructions++
 		ot := &ownedTask{spec: l.spec, attempt: l.runs, rebuild: true}
 		l.runs++
-		a.owned[id] = ot
+		a.owned.Set(id, ot)
 		a.logf("rebuilding the results of task %s (%s): lost with node %d", id, displayName(&l.spec), n)
 		a.awaitArgsLocked(ot)
 	}
@@ -1778,7 +1783,7 @@ func (a *Agent) rebuiltLocked(ot *ownedTask, results []wire.Value) {
 	for i := uint32(1); i <= spec.NumReturns && int(i) <= len(results); i++ {
 		oid := wire.ObjectID{Task: spec.ID, Index: i}
 		v := results[i-1]
-		o := a.objs[oid]
+		o := a.objs.Get(oid)
 		if o != nil && o.owned && o.state == objPending {
 			v.Contained = o.val.Contained // still pinned from the first run
 			o.state, o.val = objReady, v

@@ -31,7 +31,7 @@ type workerProc struct {
 	dedicated bool
 	proc      *proc // once connected
 	backlog   []wire.Msg
-	tasks     map[wire.TaskID]*execTask
+	tasks     taskMap[*execTask]
 	actors    map[wire.ActorID]*localActor
 	refused   error
 	exited    bool
@@ -85,11 +85,11 @@ func (a *Agent) sharedWorkerLocked(j *job) *workerProc {
 			continue
 		}
 		shared++
-		if best == nil || len(w.tasks) < len(best.tasks) {
+		if best == nil || w.tasks.Len() < best.tasks.Len() {
 			best = w
 		}
 	}
-	if best == nil || (len(best.tasks) > 0 && shared < a.cfg.Workers) {
+	if best == nil || (best.tasks.Len() > 0 && shared < a.cfg.Workers) {
 		return a.startWorkerLocked(j, false, nil)
 	}
 	return best
@@ -100,7 +100,7 @@ func (a *Agent) sharedWorkerLocked(j *job) *workerProc {
 func (a *Agent) startWorkerLocked(j *job, dedicated bool, env map[string]string) *workerProc {
 	j.nextSlot++
 	w := &workerProc{a: a, slot: j.nextSlot, job: j, dedicated: dedicated,
-		tasks: map[wire.TaskID]*execTask{}, actors: map[wire.ActorID]*localActor{}}
+		actors: map[wire.ActorID]*localActor{}}
 	j.workers = append(j.workers, w)
 	cmd := exec.Command(j.info.BinaryPath, j.info.Args...)
 	cmd.Env = append(os.Environ(),
@@ -167,7 +167,7 @@ func (a *Agent) workerExitedLocked(w *workerProc, err error) {
 		a.actorDiedLocked(act, &wire.TaskError{Kind: wire.ErrKindActorDied, Task: act.id, Name: act.class(), Node: a.id, Pid: int64(pid),
 			Message: fmt.Sprintf("its worker process (pid %d) on node %d ended: %s", pid, a.id, why)}, true)
 	}
-	for _, et := range w.tasks {
+	for _, et := range w.tasks.All() {
 		kind := wire.ErrKindWorkerDied
 		if et.cancelled {
 			kind = wire.ErrKindCancelled
@@ -176,6 +176,6 @@ func (a *Agent) workerExitedLocked(w *workerProc, err error) {
 		t.Pid = int64(pid)
 		a.failExecLocked(et, t)
 	}
-	w.tasks = map[wire.TaskID]*execTask{}
+	w.tasks = taskMap[*execTask]{}
 	a.dispatchLocked()
 }

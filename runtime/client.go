@@ -53,7 +53,7 @@ type Client struct {
 	seq       atomic.Uint64
 
 	mu      sync.Mutex
-	objs    map[wire.ObjectID]*objState
+	objs    idMap[*objState]
 	pending map[wire.ObjectID]int32
 	closed  error
 	submit  wire.Submit // reused by Submit: a message is encoded when sent
@@ -142,14 +142,14 @@ func connect(ctx context.Context, addr string, secret []byte, role wire.Role, pr
 	}
 	c := &Client{conn: conn, role: role, node: w.Node, proc: w.Proc, clusterID: w.ClusterID,
 		arenaPath: w.StoreDir, arenaSize: int64(w.ArenaSize), inlineMax: int(w.InlineMax), headAddr: w.HeadAddr,
-		objs: map[wire.ObjectID]*objState{}, pending: map[wire.ObjectID]int32{},
+		pending: map[wire.ObjectID]int32{},
 		done: make(chan struct{}), flushCh: make(chan struct{}, 1)}
 	c.job, _ = strconv.ParseUint(w.Config["job"], 10, 64)
 	// Map the node's arena once. A driver on another host than its agent
 	// has none; it then fails only when it meets a stored object.
 	c.arena, c.arenaErr = objstore.OpenArena(c.arenaPath, c.arenaSize, true)
 	if h != nil {
-		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}, leases: map[uint64]chan *wire.Exec{}, idle: make(chan chan func(), maxIdleRunners)}
+		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), actors: map[wire.ActorID]*actorBox{}, leases: map[uint64]chan *wire.Exec{}, idle: make(chan chan func(), maxIdleRunners)}
 		SetWorkerClient(c)
 	}
 	go c.readLoop()
@@ -215,7 +215,7 @@ func (c *Client) readLoop() {
 	}
 	c.mu.Lock()
 	c.closed = fmt.Errorf("%w: connection to node %d agent lost: %v", ErrShutdown, c.node, err)
-	for id, st := range c.objs {
+	for id, st := range c.objs.All() {
 		if !st.isReady {
 			st.setLocked(nil, &wire.TaskError{Kind: wire.ErrKindSystem, Node: c.node, Message: fmt.Sprintf("object %s: connection to the node agent lost", id)})
 		}
@@ -255,7 +255,7 @@ func (c *Client) objectArrived(m *wire.Object) {
 		}
 	}
 	c.mu.Lock()
-	st := c.objs[m.ID]
+	st := c.objs.Get(m.ID)
 	if st == nil || st.isReady {
 		c.mu.Unlock()
 		return
@@ -311,7 +311,7 @@ func (c *Client) sendLocked(m wire.Msg) error {
 // counts this process's reference when it sees the submit or put).
 func (c *Client) newObjLocked(id wire.ObjectID) *objState {
 	st := &objState{refs: 1}
-	c.objs[id] = st
+	c.objs.Set(id, st)
 	return st
 }
 
@@ -338,7 +338,7 @@ func (c *Client) FailLocal(ids []wire.ObjectID, terr *wire.TaskError) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
-		st := c.objs[id]
+		st := c.objs.Get(id)
 		if st == nil {
 			st = c.newObjLocked(id)
 		}
@@ -409,10 +409,10 @@ func (c *Client) store(ctx context.Context, id wire.ObjectID, enc codec.Encoded)
 func (c *Client) Acquire(id wire.ObjectID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.objs[id]
+	st := c.objs.Get(id)
 	if st == nil {
 		st = &objState{}
-		c.objs[id] = st
+		c.objs.Set(id, st)
 	}
 	st.refs++
 	if st.refs == 1 {
@@ -424,7 +424,7 @@ func (c *Client) Acquire(id wire.ObjectID) {
 func (c *Client) Release(id wire.ObjectID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.objs[id]
+	st := c.objs.Get(id)
 	if st == nil {
 		return
 	}
@@ -432,7 +432,7 @@ func (c *Client) Release(id wire.ObjectID) {
 	if st.refs > 0 {
 		return
 	}
-	delete(c.objs, id)
+	c.objs.Delete(id)
 	c.pending[id]--
 	if c.pending[id] == 0 {
 		delete(c.pending, id)
@@ -444,7 +444,7 @@ func (c *Client) Release(id wire.ObjectID) {
 // reference to it).
 func (c *Client) Get(ctx context.Context, id wire.ObjectID) ([]byte, error) {
 	c.mu.Lock()
-	st := c.objs[id]
+	st := c.objs.Get(id)
 	if st == nil {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("object %s: no reference held by this process", id)
@@ -483,7 +483,7 @@ func (c *Client) Subscribe(ids []wire.ObjectID) error {
 	defer c.mu.Unlock()
 	want := make([]wire.ObjectID, 0, min(len(ids), SubscribeBatch))
 	for _, id := range ids {
-		st := c.objs[id]
+		st := c.objs.Get(id)
 		if st == nil || st.isReady || st.subscribed {
 			continue
 		}
@@ -512,7 +512,7 @@ const SubscribeBatch = 4096
 func (c *Client) ReadyChan(id wire.ObjectID) <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.objs[id]; st != nil {
+	if st := c.objs.Get(id); st != nil {
 		return st.readyLocked()
 	}
 	return nil
@@ -607,7 +607,7 @@ func (call *Call) Result(ctx context.Context) ([]byte, error) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.flushLocked()
-	clear(c.objs)
+	c.objs = idMap[*objState]{}
 	c.mu.Unlock()
 	err := c.conn.Close()
 	<-c.done

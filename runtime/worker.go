@@ -69,7 +69,7 @@ type executor struct {
 	base context.Context
 
 	mu      sync.Mutex
-	running map[wire.TaskID]context.CancelFunc
+	running taskMap[context.CancelFunc]
 	actors  map[wire.ActorID]*actorBox
 	leases  map[uint64]chan *wire.Exec
 	idle    chan chan func() // parked task goroutines (see spawn)
@@ -315,7 +315,7 @@ func (x *executor) killActor(id wire.ActorID) {
 
 func (x *executor) cancel(id wire.TaskID) {
 	x.mu.Lock()
-	cancel := x.running[id]
+	cancel := x.running.Get(id)
 	x.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -328,11 +328,11 @@ func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]b
 	defer cancel()
 	ctx = withTask(ctx, x.taskInfo(m))
 	x.mu.Lock()
-	x.running[m.Spec.ID] = cancel
+	x.running.Set(m.Spec.ID, cancel)
 	x.mu.Unlock()
 	defer func() {
 		x.mu.Lock()
-		delete(x.running, m.Spec.ID)
+		x.running.Delete(m.Spec.ID)
 		x.mu.Unlock()
 	}()
 
