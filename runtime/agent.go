@@ -158,6 +158,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: state dir: %w", err)
 	}
+	keepHeapFloor()
 	a := &Agent{
 		cfg: cfg, view: map[wire.NodeID]wire.NodeInfo{}, jobs: map[uint64]*job{},
 		procs: map[wire.ProcID]*proc{}, peers: map[wire.NodeID]*peer{},

@@ -143,13 +143,13 @@ func connect(ctx context.Context, addr string, secret []byte, role wire.Role, pr
 	c := &Client{conn: conn, role: role, node: w.Node, proc: w.Proc, clusterID: w.ClusterID,
 		arenaPath: w.StoreDir, arenaSize: int64(w.ArenaSize), inlineMax: int(w.InlineMax), headAddr: w.HeadAddr,
 		pending: map[wire.ObjectID]int32{},
-		done: make(chan struct{}), flushCh: make(chan struct{}, 1)}
+		done:    make(chan struct{}), flushCh: make(chan struct{}, 1)}
 	c.job, _ = strconv.ParseUint(w.Config["job"], 10, 64)
 	// Map the node's arena once. A driver on another host than its agent
 	// has none; it then fails only when it meets a stored object.
 	c.arena, c.arenaErr = objstore.OpenArena(c.arenaPath, c.arenaSize, true)
 	if h != nil {
-		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), actors: map[wire.ActorID]*actorBox{}, leases: map[uint64]chan *wire.Exec{}, idle: make(chan chan func(), maxIdleRunners)}
+		c.exec = &executor{c: c, h: h, base: context.WithoutCancel(ctx), running: map[wire.TaskID]context.CancelFunc{}, actors: map[wire.ActorID]*actorBox{}, leases: map[uint64]chan *wire.Exec{}, idle: make(chan chan func(), maxIdleRunners)}
 		SetWorkerClient(c)
 	}
 	go c.readLoop()

@@ -28,6 +28,11 @@ import (
 type idMap[V any] struct {
 	procs map[procKey]*procIDs[V]
 	n     int
+	// spare is a chunk emptied, kept for the next one needed: a map that
+	// holds a few entries at a time, each task's, would otherwise make a
+	// chunk and drop it for nearly every entry.
+	spare     *idChunk[V]
+	spareProc *procIDs[V] // likewise, a process's emptied entry
 }
 
 // chunkLen is the number of consecutive sequence numbers in a chunk.
@@ -90,12 +95,20 @@ func (m *idMap[V]) Set(id wire.ObjectID, v V) {
 		if m.procs == nil {
 			m.procs = map[procKey]*procIDs[V]{}
 		}
-		p = &procIDs[V]{chunks: map[uint64]*idChunk[V]{}}
+		if p = m.spareProc; p != nil {
+			m.spareProc = nil
+		} else {
+			p = &procIDs[V]{chunks: map[uint64]*idChunk[V]{}}
+		}
 		m.procs[k] = p
 	}
 	c := p.chunks[id.Task.Seq/chunkLen]
 	if c == nil {
-		c = &idChunk[V]{}
+		if c = m.spare; c != nil {
+			m.spare = nil // empty: used is 0 and every value zero
+		} else {
+			c = &idChunk[V]{}
+		}
 		p.chunks[id.Task.Seq/chunkLen] = c
 	}
 	i := id.Task.Seq % chunkLen
@@ -144,6 +157,7 @@ func (m *idMap[V]) Delete(id wire.ObjectID) {
 		c.vals[i] = zero
 		if c.used == 0 {
 			delete(p.chunks, hi)
+			m.spare = c
 		}
 	case len(p.extra) > 0:
 		if _, ok := p.extra[id]; !ok {
@@ -160,6 +174,7 @@ func (m *idMap[V]) Delete(id wire.ObjectID) {
 	m.n--
 	if p.n == 0 {
 		delete(m.procs, k)
+		m.spareProc = p // its maps are empty
 	}
 }
 

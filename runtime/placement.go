@@ -39,6 +39,9 @@ type nodeRes struct {
 }
 
 func fits(need, have wire.Resources) bool {
+	if v, ok := onlyCPU(need); ok { // most tasks: no iteration (costly on a map)
+		return v <= 0 || have["CPU"] >= v-1e-9
+	}
 	for k, v := range need {
 		if v > 0 && have[k] < v-1e-9 {
 			return false
@@ -47,13 +50,30 @@ func fits(need, have wire.Resources) bool {
 	return true
 }
 
+// onlyCPU returns r's CPU count when CPU is all r names.
+func onlyCPU(r wire.Resources) (float64, bool) {
+	if len(r) != 1 {
+		return 0, false
+	}
+	v, ok := r["CPU"]
+	return v, ok
+}
+
 func sub(have, need wire.Resources) {
+	if v, ok := onlyCPU(need); ok {
+		have["CPU"] -= v
+		return
+	}
 	for k, v := range need {
 		have[k] -= v
 	}
 }
 
 func add(have, r wire.Resources) {
+	if v, ok := onlyCPU(r); ok {
+		have["CPU"] += v
+		return
+	}
 	for k, v := range r {
 		have[k] += v
 	}

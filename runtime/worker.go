@@ -69,7 +69,7 @@ type executor struct {
 	base context.Context
 
 	mu      sync.Mutex
-	running taskMap[context.CancelFunc]
+	running map[wire.TaskID]context.CancelFunc
 	actors  map[wire.ActorID]*actorBox
 	leases  map[uint64]chan *wire.Exec
 	idle    chan chan func() // parked task goroutines (see spawn)
@@ -127,6 +127,7 @@ func ServeWorker(ctx context.Context, h Handler, prog Program) error {
 	}
 	slot, _ := strconv.ParseUint(os.Getenv(EnvSlot), 10, 32)
 	job, _ := strconv.ParseUint(os.Getenv(EnvJob), 10, 64)
+	keepHeapFloor()
 	if dir := os.Getenv(EnvCPUProfileDir); dir != "" {
 		go profileCPU(dir)
 	}
@@ -315,7 +316,7 @@ func (x *executor) killActor(id wire.ActorID) {
 
 func (x *executor) cancel(id wire.TaskID) {
 	x.mu.Lock()
-	cancel := x.running.Get(id)
+	cancel := x.running[id]
 	x.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -328,11 +329,11 @@ func (x *executor) run(m *wire.Exec, private bool, f func(context.Context, [][]b
 	defer cancel()
 	ctx = withTask(ctx, x.taskInfo(m))
 	x.mu.Lock()
-	x.running.Set(m.Spec.ID, cancel)
+	x.running[m.Spec.ID] = cancel
 	x.mu.Unlock()
 	defer func() {
 		x.mu.Lock()
-		x.running.Delete(m.Spec.ID)
+		delete(x.running, m.Spec.ID)
 		x.mu.Unlock()
 	}()
 
