@@ -89,10 +89,13 @@ func (t *heapTuner) percentFor(live uint64) int {
 	if live >= t.floor/2 {
 		return t.base
 	}
-	// The next collection comes at live × (1 + p/100) = floor.
-	p := int((t.floor - live) * 100 / max(live, 1<<20))
-	return min(p, maxTunedPercent)
+	// The next collection comes at live × (1 + p/100) = floor; but never
+	// before Go's minimum heap, 4 MiB × p/100, which must not pass the
+	// floor either.
+	p := (t.floor - live) * 100 / max(live, 1)
+	return int(min(p, t.floor*100/goMinHeap))
 }
 
-// maxTunedPercent bounds GOGC when the live heap is tiny.
-const maxTunedPercent = 6400
+// goMinHeap is the Go runtime's minimum heap goal at GOGC=100, which it
+// scales with GOGC.
+const goMinHeap = 4 << 20
