@@ -470,6 +470,16 @@ func (a *Agent) pickBundleLocked(ot *ownedTask) (wire.NodeID, *wire.TaskError) {
 	gid := ot.spec.Strategy.Group
 	g := a.groups[gid]
 	if g == nil {
+		if len(a.groups) >= maxGroupRoutes {
+			// Groups come and go (a tuning job makes one per trial) and
+			// no one says when one goes: forget the resolved ones, to be
+			// asked for again if used again.
+			for id, r := range a.groups {
+				if r.ready {
+					delete(a.groups, id)
+				}
+			}
+		}
 		g = &groupRoute{}
 		a.groups[gid] = g
 		go a.resolveGroup(gid, g)
@@ -492,6 +502,10 @@ func (a *Agent) pickBundleLocked(ot *ownedTask) (wire.NodeID, *wire.TaskError) {
 	}
 	return g.nodes[b], nil
 }
+
+// maxGroupRoutes bounds the placement groups whose bundles' nodes an
+// agent remembers.
+const maxGroupRoutes = 4096
 
 func (a *Agent) resolveGroup(gid uint64, g *groupRoute) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -40,6 +40,9 @@ type Head struct {
 	actors    map[wire.ActorID]*headActor
 	names     map[string]wire.ActorID // namespace + "\x00" + name
 	groups    map[uint64]*headGroup
+	pgAwait   map[uint64][]chan struct{} // waits for groups whose creation has not come yet
+	pgGone    map[uint64]string          // recently removed or refused groups: why
+	pgGoneIDs []uint64                   // pgGone's keys, oldest first
 	pgSeq     uint64        // groups created, for placing them in that order
 	placeNow  chan struct{} // wakes tick to place pending groups
 	viewDirty bool
@@ -102,7 +105,7 @@ func NewHead(addr string, secret []byte, clusterID string, logf func(string, ...
 		nodes: make(map[wire.NodeID]*headNode), jobs: make(map[uint64]wire.Job),
 		kv: make(map[string][]byte), kvWait: make(map[string][]chan []byte),
 		actors: make(map[wire.ActorID]*headActor), names: make(map[string]wire.ActorID),
-		groups: make(map[uint64]*headGroup), placeNow: make(chan struct{}, 1), done: make(chan struct{}),
+		groups: make(map[uint64]*headGroup), pgAwait: map[uint64][]chan struct{}{}, pgGone: map[uint64]string{}, placeNow: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	h.DeadAfter = DefaultDeadAfter
 	go serve(ln, secret, logf, h.handle)

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -250,16 +251,29 @@ func (h *Head) groupCreate(conn *wire.Conn, r *wire.Req) {
 		}
 	}
 	if err != nil {
+		if g.id != 0 && !errors.Is(err, ErrExists) {
+			h.groupGoneLocked(g.id, "its creation failed: "+err.Error())
+		}
 		h.mu.Unlock()
 		reply(conn, r.ID, nil, err)
 		return
 	}
 	g.creator, g.req = conn, r.ID
+	h.addGroupLocked(g)
+	h.mu.Unlock()
+	go h.placeGroup(g)
+}
+
+// addGroupLocked records a group to be placed, and lets those waiting for
+// it know it exists.
+func (h *Head) addGroupLocked(g *headGroup) {
 	h.pgSeq++
 	g.seq = h.pgSeq
 	h.groups[g.id] = g
-	h.mu.Unlock()
-	go h.placeGroup(g)
+	for _, w := range h.pgAwait[g.id] {
+		close(w)
+	}
+	delete(h.pgAwait, g.id)
 }
 
 // answerLocked replies to the request that created g, once.
@@ -406,12 +420,44 @@ func (h *Head) groupWait(body []byte) ([]byte, error) {
 	}
 	deadline := time.NewTimer(time.Duration(timeout) * time.Millisecond)
 	defer deadline.Stop()
+	awaited := false
 	for {
 		h.mu.Lock()
 		g := h.groups[id]
+		if g == nil && !awaited {
+			if _, gone := h.pgGone[id]; !gone {
+				// A group's ID is made by its creator, who does not
+				// wait for the creation: a task given the ID may ask
+				// here before the creation's request has come. Wait a
+				// while for it.
+				awaited = true
+				w := make(chan struct{})
+				h.pgAwait[id] = append(h.pgAwait[id], w)
+				h.mu.Unlock()
+				grace := time.NewTimer(pgCreateGrace)
+				select {
+				case <-w:
+				case <-grace.C:
+				case <-deadline.C:
+					grace.Stop()
+					h.dropAwait(id, w)
+					return nil, fmt.Errorf("placement group %d not created after %v: %w", id, time.Duration(timeout)*time.Millisecond, ErrTimeout)
+				case <-h.done:
+					grace.Stop()
+					return nil, fmt.Errorf("head stopped: %w", ErrUnavailable)
+				}
+				grace.Stop()
+				h.dropAwait(id, w)
+				continue
+			}
+		}
 		if g == nil || g.removed {
+			why := h.pgGone[id]
+			if why == "" {
+				why = fmt.Sprintf("never created: no creation came within %v", pgCreateGrace)
+			}
 			h.mu.Unlock()
-			return nil, fmt.Errorf("placement group %d: %w (removed or never created)", id, ErrNotFound)
+			return nil, fmt.Errorf("placement group %d: %w (%s)", id, ErrNotFound, why)
 		}
 		if g.ready {
 			nodes := g.nodes
@@ -431,6 +477,48 @@ func (h *Head) groupWait(body []byte) ([]byte, error) {
 	}
 }
 
+// pgCreateGrace is how long a wait for a group the head has not heard of
+// waits for its creation to come.
+const pgCreateGrace = 10 * time.Second
+
+// maxGoneGroups bounds the removed and refused groups remembered.
+const maxGoneGroups = 1 << 14
+
+// groupGoneLocked remembers why group id is not there, and answers those
+// waiting for its creation.
+func (h *Head) groupGoneLocked(id uint64, why string) {
+	if _, ok := h.pgGone[id]; !ok {
+		h.pgGoneIDs = append(h.pgGoneIDs, id)
+		if len(h.pgGoneIDs) > maxGoneGroups {
+			delete(h.pgGone, h.pgGoneIDs[0])
+			h.pgGoneIDs = h.pgGoneIDs[1:]
+		}
+	}
+	h.pgGone[id] = why
+	for _, w := range h.pgAwait[id] {
+		close(w)
+	}
+	delete(h.pgAwait, id)
+}
+
+// dropAwait removes w from the waits for group id's creation.
+func (h *Head) dropAwait(id uint64, w chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ws := h.pgAwait[id]
+	for i, x := range ws {
+		if x == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(h.pgAwait, id)
+	} else {
+		h.pgAwait[id] = ws
+	}
+}
+
 // groupRemove forgets a group and sends its bundles' releases to their
 // nodes. It does not wait for the nodes, as Ray's GCS does not: each
 // release is queued on the node's connection before the removal is
@@ -447,6 +535,7 @@ func (h *Head) groupRemove(id uint64) error {
 	}
 	g.removed = true
 	delete(h.groups, id)
+	h.groupGoneLocked(id, "removed")
 	for _, w := range g.waiters {
 		close(w)
 	}

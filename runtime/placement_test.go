@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raygo/raygo/runtime/wire"
 )
@@ -111,5 +113,66 @@ func TestShapeKey(t *testing.T) {
 	}
 	if !strings.HasPrefix(shapeKey(c), "pg3.1|") {
 		t.Fatalf("bundle key %q", shapeKey(c))
+	}
+}
+
+// TestGroupWaitBeforeCreation: a task given a group's ID may ask the head
+// for the group before the creation's request reaches it (the creator
+// does not wait). The wait must hold until the creation comes; a removed
+// group is an error at once; a group never created is one after the wait.
+func TestGroupWaitBeforeCreation(t *testing.T) {
+	h, err := NewHead("127.0.0.1:0", make([]byte, 32), "test", t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop("test over")
+	wait := func(id uint64, timeout time.Duration) ([]byte, error) {
+		return h.groupWait(encode(func(e *wire.Enc) { e.Uvarint(id); e.Uvarint(uint64(timeout / time.Millisecond)) }))
+	}
+
+	type result struct {
+		body []byte
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		body, err := wait(7, 10*time.Second)
+		got <- result{body, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // the wait is under way
+	select {
+	case r := <-got:
+		t.Fatalf("wait for a group not created yet returned at once: %v", r.err)
+	default:
+	}
+	g := &headGroup{id: 7, bundles: bundles(1)}
+	h.mu.Lock()
+	h.addGroupLocked(g)
+	h.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	h.mu.Lock()
+	g.nodes, g.ready = []wire.NodeID{3}, true
+	for _, w := range g.waiters {
+		close(w)
+	}
+	g.waiters = nil
+	h.mu.Unlock()
+	r := <-got
+	if r.err != nil || string(r.body) != string(encodeNodes([]wire.NodeID{3})) {
+		t.Fatalf("wait for group 7: %v (body %x)", r.err, r.body)
+	}
+
+	if err := h.groupRemove(7); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := wait(7, 10*time.Second); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "removed") {
+		t.Fatalf("wait for a removed group: %v, want ErrNotFound saying removed", err)
+	}
+	if d := time.Since(start); d > pgCreateGrace/2 {
+		t.Fatalf("wait for a removed group took %v", d)
+	}
+	if _, err := wait(8, 100*time.Millisecond); !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "not created") {
+		t.Fatalf("wait for a group never created: %v, want ErrTimeout saying not created", err)
 	}
 }
