@@ -43,8 +43,8 @@ type Head struct {
 	pgAwait   map[uint64][]chan struct{} // waits for groups whose creation has not come yet
 	pgGone    map[uint64]string          // recently removed or refused groups: why
 	pgGoneIDs []uint64                   // pgGone's keys, oldest first
-	pgSeq     uint64        // groups created, for placing them in that order
-	placeNow  chan struct{} // wakes tick to place pending groups
+	pgSeq     uint64                     // groups created, for placing them in that order
+	placeNow  chan struct{}              // wakes tick to place pending groups
 	viewDirty bool
 	stopping  bool
 	done      chan struct{}
