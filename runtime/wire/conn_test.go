@@ -639,3 +639,43 @@ func TestPeerThatDoesNotRead(t *testing.T) {
 		t.Fatalf("after queueing past the bound: %v", err)
 	}
 }
+
+// TestFrameReady: FrameReady is true only while a whole frame is already
+// read, so a reader holding a lock never waits in Recv for the peer.
+func TestFrameReady(t *testing.T) {
+	a, b := net.Pipe()
+	receiver := NewConn(b, 0)
+	defer receiver.Close()
+	defer a.Close()
+	if receiver.FrameReady() {
+		t.Fatal("FrameReady before anything was sent")
+	}
+	frame := func(m Msg) []byte {
+		e := Enc{b: []byte{0, 0, 0, 0}}
+		Append(&e, m)
+		binary.LittleEndian.PutUint32(e.b, uint32(len(e.b)-4))
+		return e.b
+	}
+	// Two frames in one write: the first Recv reads both into the buffer.
+	go a.Write(append(frame(&Shutdown{Reason: "one"}), frame(&Shutdown{Reason: "two"})...))
+	if _, err := receiver.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if !receiver.FrameReady() {
+		t.Fatal("FrameReady false with the second frame of the batch read")
+	}
+	if m, err := receiver.Recv(); err != nil || m.(*Shutdown).Reason != "two" {
+		t.Fatalf("second Recv: %v, %v", m, err)
+	}
+	if receiver.FrameReady() {
+		t.Fatal("FrameReady true with nothing left")
+	}
+	// Half a frame: its length is there, not all of its body.
+	go a.Write([]byte{10, 0, 0, 0, 1, 2})
+	if _, err := receiver.r.Peek(6); err != nil {
+		t.Fatal(err)
+	}
+	if receiver.FrameReady() {
+		t.Fatal("FrameReady true with 2 of a frame's 10 bytes read")
+	}
+}
