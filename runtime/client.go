@@ -58,9 +58,10 @@ type Client struct {
 	closed  error
 	submit  wire.Submit // reused by Submit: a message is encoded when sent
 
-	exec    *executor // worker mode
-	done    chan struct{}
-	flushCh chan struct{}
+	exec       *executor // worker mode
+	done       chan struct{}
+	flushCh    chan struct{} // wakes flushLoop to arm its timer
+	flushArmed bool          // flushLoop will flush within flushDelay
 }
 
 // objState is what this process knows of an object it holds a reference to.
@@ -264,20 +265,40 @@ func (c *Client) objectArrived(m *wire.Object) {
 	c.mu.Unlock()
 }
 
-// flushLoop sends reference releases that no other message carried.
+// flushDelay bounds how long a change in the references this process
+// holds waits for a message to carry it before it is sent on its own.
+const flushDelay = 10 * time.Millisecond
+
+// flushLoop sends reference changes that no other message carried, within
+// flushDelay of the first. An idle process does not wake.
 func (c *Client) flushLoop() {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
+	t := time.NewTimer(flushDelay)
+	t.Stop()
 	for {
 		select {
 		case <-c.done:
+			t.Stop()
 			return
-		case <-t.C:
 		case <-c.flushCh:
+			t.Reset(flushDelay)
+			continue
+		case <-t.C:
 		}
 		c.mu.Lock()
+		c.flushArmed = false
 		c.flushLocked()
 		c.mu.Unlock()
+	}
+}
+
+// refChangedLocked notes a change in c.pending, for flushLoop.
+func (c *Client) refChangedLocked() {
+	if !c.flushArmed {
+		c.flushArmed = true
+		select {
+		case c.flushCh <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -417,6 +438,7 @@ func (c *Client) Acquire(id wire.ObjectID) {
 	st.refs++
 	if st.refs == 1 {
 		c.pending[id]++
+		c.refChangedLocked()
 	}
 }
 
@@ -437,6 +459,7 @@ func (c *Client) Release(id wire.ObjectID) {
 	if c.pending[id] == 0 {
 		delete(c.pending, id)
 	}
+	c.refChangedLocked()
 }
 
 // Get waits for an object and returns its encoded bytes (a read-only view
