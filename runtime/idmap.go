@@ -102,37 +102,33 @@ func (m *idMap[V]) Set(id wire.ObjectID, v V) {
 		}
 		m.procs[k] = p
 	}
-	c := p.chunks[id.Task.Seq/chunkLen]
+	hi, i := id.Task.Seq/chunkLen, id.Task.Seq%chunkLen
+	c := p.chunks[hi]
+	if c != nil && c.used&(1<<i) != 0 && c.index[i] == id.Index {
+		c.vals[i] = v
+		return
+	}
+	if len(p.extra) > 0 {
+		if _, ok := p.extra[id]; ok { // its slot was taken when it came: it stays
+			p.extra[id] = v
+			return
+		}
+	}
 	if c == nil {
 		if c = m.spare; c != nil {
 			m.spare = nil // empty: used is 0 and every value zero
 		} else {
 			c = &idChunk[V]{}
 		}
-		p.chunks[id.Task.Seq/chunkLen] = c
+		p.chunks[hi] = c
 	}
-	i := id.Task.Seq % chunkLen
-	switch {
-	case c.used&(1<<i) == 0:
-		if len(p.extra) > 0 {
-			if _, ok := p.extra[id]; ok { // its slot was taken when it came; keep it where it is
-				p.extra[id] = v
-				return
-			}
-		}
+	if c.used&(1<<i) == 0 {
 		c.used |= 1 << i
 		c.index[i] = id.Index
 		c.vals[i] = v
-	case c.index[i] == id.Index:
-		c.vals[i] = v
-		return
-	default:
+	} else {
 		if p.extra == nil {
 			p.extra = map[wire.ObjectID]V{}
-		}
-		if _, ok := p.extra[id]; ok {
-			p.extra[id] = v
-			return
 		}
 		p.extra[id] = v
 	}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 
@@ -37,6 +38,24 @@ func TestIDMapMatchesMap(t *testing.T) {
 		if len(seen) != len(ref) {
 			t.Fatalf("step %d: All visited %d, want %d", step, len(seen), len(ref))
 		}
+		for k, p := range m.procs {
+			n := len(p.extra)
+			for hi, c := range p.chunks {
+				if c.used == 0 {
+					t.Fatalf("step %d: process %v keeps empty chunk %d", step, k, hi)
+				}
+				n += bits.OnesCount64(c.used)
+			}
+			if n != p.n || n == 0 {
+				t.Fatalf("step %d: process %v holds %d entries, counts %d", step, k, n, p.n)
+			}
+		}
+		if sp := m.spareProc; sp != nil && (len(sp.chunks) != 0 || sp.extra != nil || sp.n != 0) {
+			t.Fatalf("step %d: the spare process entry is not empty", step)
+		}
+		if sc := m.spare; sc != nil && sc.used != 0 {
+			t.Fatalf("step %d: the spare chunk is not empty", step)
+		}
 	}
 	for step := range 200000 {
 		id := randID()
@@ -55,7 +74,7 @@ func TestIDMapMatchesMap(t *testing.T) {
 				t.Fatalf("step %d: Lookup(%v) = %d, %v; want %d, %v", step, id, v, ok, w, wok)
 			}
 		}
-		if step%5000 == 0 {
+		if step%500 == 0 {
 			check(step)
 		}
 	}
