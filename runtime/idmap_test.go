@@ -139,3 +139,26 @@ func TestIDMapOf(t *testing.T) {
 		t.Fatalf("Lookup = %q, %v", v, ok)
 	}
 }
+
+// TestIDMapOverflowKeepsNoEmptyChunk: an ID whose slot was taken when it
+// came lives in the overflow map; updating it after the slot's owner left
+// must not make a chunk that nothing fills.
+func TestIDMapOverflowKeepsNoEmptyChunk(t *testing.T) {
+	var m idMap[int]
+	a := wire.ObjectID{Task: wire.TaskID{Node: 1, Proc: 1, Seq: 5}, Index: 1}
+	b := wire.ObjectID{Task: wire.TaskID{Node: 1, Proc: 1, Seq: 5}, Index: 2}
+	m.Set(a, 1)
+	m.Set(b, 2) // slot taken by a: b overflows
+	m.Delete(a) // the chunk empties
+	m.Set(b, 3) // an update, still in the overflow map
+	if v, ok := m.Lookup(b); !ok || v != 3 {
+		t.Fatalf("Lookup(b) = %d, %v", v, ok)
+	}
+	if n := len(m.procs[procKey{1, 1}].chunks); n != 0 {
+		t.Fatalf("%d chunks kept for no entry", n)
+	}
+	m.Delete(b)
+	if m.Len() != 0 || len(m.procs) != 0 {
+		t.Fatalf("Len %d, %d processes after deleting everything", m.Len(), len(m.procs))
+	}
+}
