@@ -33,6 +33,7 @@ type idMap[V any] struct {
 	// chunk and drop it for nearly every entry.
 	spare     *idChunk[V]
 	spareProc *procIDs[V] // likewise, a process's emptied entry
+	ranging   int         // All or Of under way: nothing is reused meanwhile
 }
 
 // chunkLen is the number of consecutive sequence numbers in a chunk.
@@ -153,7 +154,9 @@ func (m *idMap[V]) Delete(id wire.ObjectID) {
 		c.vals[i] = zero
 		if c.used == 0 {
 			delete(p.chunks, hi)
-			m.spare = c
+			if m.ranging == 0 { // a range may still be reading c
+				m.spare = c
+			}
 		}
 	case len(p.extra) > 0:
 		if _, ok := p.extra[id]; !ok {
@@ -170,13 +173,17 @@ func (m *idMap[V]) Delete(id wire.ObjectID) {
 	m.n--
 	if p.n == 0 {
 		delete(m.procs, k)
-		m.spareProc = p // its maps are empty
+		if m.ranging == 0 {
+			m.spareProc = p // its maps are empty
+		}
 	}
 }
 
 // All ranges over every entry, in no particular order.
 func (m *idMap[V]) All() iter.Seq2[wire.ObjectID, V] {
 	return func(yield func(wire.ObjectID, V) bool) {
+		m.ranging++
+		defer func() { m.ranging-- }()
 		for k, p := range m.procs {
 			if !p.all(k, yield) {
 				return
@@ -188,6 +195,8 @@ func (m *idMap[V]) All() iter.Seq2[wire.ObjectID, V] {
 // Of ranges over the entries of the IDs made by one process.
 func (m *idMap[V]) Of(node wire.NodeID, proc wire.ProcID) iter.Seq2[wire.ObjectID, V] {
 	return func(yield func(wire.ObjectID, V) bool) {
+		m.ranging++
+		defer func() { m.ranging-- }()
 		k := procKey{node, proc}
 		if p := m.procs[k]; p != nil {
 			p.all(k, yield)

@@ -162,3 +162,31 @@ func TestIDMapOverflowKeepsNoEmptyChunk(t *testing.T) {
 		t.Fatalf("Len %d, %d processes after deleting everything", m.Len(), len(m.procs))
 	}
 }
+
+// TestIDMapSetWhileRanging: entries made while ranging (the agent records
+// results while it walks its tasks) must not land in a chunk the range is
+// still reading, under that chunk's IDs.
+func TestIDMapSetWhileRanging(t *testing.T) {
+	var m idMap[int]
+	id := func(proc wire.ProcID, seq uint64) wire.ObjectID {
+		return wire.ObjectID{Task: wire.TaskID{Node: 1, Proc: proc, Seq: seq}, Index: 1}
+	}
+	for seq := range uint64(3) {
+		m.Set(id(1, seq), int(seq))
+	}
+	for got, v := range m.All() {
+		if got != id(1, uint64(v)) && got != id(2, uint64(v-100)) {
+			t.Fatalf("visited %v with value %d, which was set for another ID", got, v)
+		}
+		if got.Task.Proc == 1 {
+			// Empty process 1's only chunk, then fill others: a reused
+			// chunk or process entry would show these under process 1.
+			for seq := range uint64(3) {
+				m.Delete(id(1, seq))
+			}
+			for seq := range uint64(3) {
+				m.Set(id(2, seq), int(seq)+100)
+			}
+		}
+	}
+}
