@@ -18,7 +18,7 @@ import (
 
 // The test binary doubles as the other ranks of a multi-process group
 // (see childMain); ranks find each other through a
-// backendtest.DirRendezvous, and each rank's node is given by nodeOf.
+// backend.DirRendezvous, and each rank's node is given by nodeOf.
 const childEnv = "RAYGO_HIERTEST_CHILD"
 
 type childSpec struct {
@@ -48,7 +48,7 @@ func membersOn(size, nodes int) []backend.Member {
 
 func build(ctx context.Context, s childSpec) (backend.Backend, error) {
 	return New(ctx, backend.Config{Group: s.Group, Rank: s.Rank, Size: s.Size, Members: membersOn(s.Size, s.Nodes),
-		Rendezvous: backendtest.DirRendezvous{Dir: s.Dir, Rank: s.Rank, Size: s.Size}, Options: s.Options})
+		Rendezvous: backend.DirRendezvous{Dir: s.Dir, Rank: s.Rank, Size: s.Size}, Options: s.Options})
 }
 
 func childMain(v string) int {

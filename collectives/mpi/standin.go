@@ -80,7 +80,7 @@ func buildStandIn(ctx context.Context, cfg backend.Config, get func(string) stri
 	}
 
 	rv := cfg.Rendezvous
-	var dir *dirRendezvous
+	var dir *backend.DirRendezvous // nil: the caller's rendezvous
 	if rv == nil {
 		if l.Key == "" {
 			return nil, fmt.Errorf("mpi: group %q: nothing in the environment (%s) names this launch, and the group has no cluster to rendezvous through; set RAYGO_LAUNCH_KEY to the same value in every rank and a new one for every launch (mpiexec -genv RAYGO_LAUNCH_KEY run-$$-$(date +%%s) ...)", cfg.Group, l.Vars)
@@ -95,11 +95,11 @@ func buildStandIn(ctx context.Context, cfg backend.Config, get func(string) stri
 		gen := generations.n[counter]
 		generations.n[counter]++
 		generations.Unlock()
-		dir, err = newDirRendezvous(base, fmt.Sprintf("mpi-%s-%d", name, gen), cfg.Rank, cfg.Size)
+		d, err := backend.NewDirRendezvous(base, fmt.Sprintf("mpi-%s-%d", name, gen), cfg.Rank, cfg.Size)
 		if err != nil {
 			return nil, fmt.Errorf("mpi: group %q: %w", cfg.Group, err)
 		}
-		rv = dir
+		dir, rv = &d, d
 	}
 
 	members := cfg.Members
@@ -111,13 +111,13 @@ func buildStandIn(ctx context.Context, cfg backend.Config, get func(string) stri
 		me, _ := json.Marshal(backend.Member{Rank: cfg.Rank, Node: l.Node, Host: host, Pid: os.Getpid()})
 		all, err := rv.Exchange(ctx, Name+".members", me)
 		if err != nil {
-			dir.abandon()
+			abandon(dir)
 			return nil, fmt.Errorf("mpi: group %q: rank %d exchanging addresses: %w", cfg.Group, cfg.Rank, err)
 		}
 		members = make([]backend.Member, cfg.Size)
 		for i, b := range all {
 			if err := json.Unmarshal(b, &members[i]); err != nil || members[i].Rank != i {
-				dir.abandon()
+				abandon(dir)
 				return nil, fmt.Errorf("mpi: group %q: rank %d published %q, not its member record", cfg.Group, i, b)
 			}
 		}
@@ -126,14 +126,25 @@ func buildStandIn(ctx context.Context, cfg backend.Config, get func(string) stri
 	b, err := tcp(ctx, backend.Config{Group: cfg.Group, Rank: cfg.Rank, Size: cfg.Size, Members: members,
 		Rendezvous: prefixed{rv, tcpBackend + "."}, Options: o.others})
 	if err != nil {
-		dir.abandon()
+		abandon(dir)
 		return nil, fmt.Errorf("mpi: group %q: rank %d: building the %s backend: %w", cfg.Group, cfg.Rank, tcpBackend, err)
 	}
-	if err := dir.finish(ctx); err != nil {
+	if dir == nil {
+		return b, nil
+	}
+	if err := dir.Finish(ctx); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("mpi: group %q: rank %d: %w", cfg.Group, cfg.Rank, err)
 	}
 	return b, nil
+}
+
+// abandon takes back what this rank published in its own rendezvous
+// directory, if it made one.
+func abandon(dir *backend.DirRendezvous) {
+	if dir != nil {
+		dir.Abandon()
+	}
 }
 
 // prefixed puts a prefix before every key of a rendezvous, so that the

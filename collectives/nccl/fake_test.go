@@ -285,7 +285,7 @@ func TestInitContext(t *testing.T) {
 	t.Setenv("FAKENCCL_INIT_TIMEOUT_MS", "2000") // the abandoned init ends too
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	rv := backendtest.DirRendezvous{Dir: t.TempDir(), Rank: 0, Size: 2}
+	rv := backend.DirRendezvous{Dir: t.TempDir(), Rank: 0, Size: 2}
 	start := time.Now()
 	_, err := New(ctx, backend.Config{Group: "g", Rank: 0, Size: 2, Rendezvous: rv, Options: map[string]string{OptP2P: "false"}})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "ncclCommInitRank") {
@@ -747,7 +747,7 @@ func childRun(ctx context.Context, rank, size int, seed uint64) error {
 	for i := range members {
 		members[i] = backend.Member{Rank: i, Node: "node0", Host: "127.0.0.1", Pid: os.Getpid()}
 	}
-	rv := backendtest.DirRendezvous{Dir: os.Getenv(childDir), Rank: rank, Size: size}
+	rv := backend.DirRendezvous{Dir: os.Getenv(childDir), Rank: rank, Size: size}
 	b, err := New(ctx, backend.Config{Group: "mp", Rank: rank, Size: size, Members: members, Rendezvous: rv})
 	if err != nil {
 		return err

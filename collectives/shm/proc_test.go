@@ -48,7 +48,7 @@ func procConfig(dir, group string, rank, size int) backend.Config {
 		members[i] = backend.Member{Rank: i, Node: "local", Host: "127.0.0.1"}
 	}
 	return backend.Config{Group: group, Rank: rank, Size: size, Members: members,
-		Rendezvous: backendtest.DirRendezvous{Dir: dir, Rank: rank, Size: size}}
+		Rendezvous: backend.DirRendezvous{Dir: dir, Rank: rank, Size: size}}
 }
 
 func child(role string) error {

@@ -20,7 +20,7 @@ import (
 
 // The test binary doubles as the other ranks of a multi-process group:
 // started with childEnv set, TestMain runs one rank (childMain) instead
-// of the tests. Ranks find each other through a backendtest.DirRendezvous
+// of the tests. Ranks find each other through a backend.DirRendezvous
 // in a temporary directory.
 const childEnv = "RAYGO_TCPTEST_CHILD"
 
@@ -58,7 +58,7 @@ func childMain(v string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	b, err := New(ctx, backend.Config{Group: s.Group, Rank: s.Rank, Size: s.Size, Members: members(s.Size),
-		Rendezvous: backendtest.DirRendezvous{Dir: s.Dir, Rank: s.Rank, Size: s.Size}, Options: s.Options})
+		Rendezvous: backend.DirRendezvous{Dir: s.Dir, Rank: s.Rank, Size: s.Size}, Options: s.Options})
 	if err != nil {
 		fmt.Printf("ERR %v\n", err)
 		return 1
@@ -206,7 +206,7 @@ func startProcs(t testing.TB, size int, mode string, opts map[string]string) *pr
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	b, err := New(ctx, backend.Config{Group: group, Rank: 0, Size: size, Members: members(size),
-		Rendezvous: backendtest.DirRendezvous{Dir: dir, Rank: 0, Size: size}, Options: opts})
+		Rendezvous: backend.DirRendezvous{Dir: dir, Rank: 0, Size: size}, Options: opts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func rankMain() int {
 	t0 := time.Now()
 	b, err := nccl.New(ctx, backend.Config{
 		Group: "gpucheck", Rank: rank, Size: size, Members: members,
-		Rendezvous: backendtest.DirRendezvous{Dir: os.Getenv(envDir), Rank: rank, Size: size},
+		Rendezvous: backend.DirRendezvous{Dir: os.Getenv(envDir), Rank: rank, Size: size},
 	})
 	if err != nil {
 		fmt.Println("FAIL: building the communicator:", err)
