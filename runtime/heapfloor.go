@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 	goruntime "runtime"
 	"runtime/debug"
@@ -36,7 +37,8 @@ func keepHeapFloor() {
 		if s := os.Getenv(EnvHeapFloor); s != "" {
 			mb, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
-				return // not a number: leave the collector alone
+				fmt.Fprintf(os.Stderr, "raygo: %s=%q is not a number of MiB; the heap floor is off\n", EnvHeapFloor, s)
+				return
 			}
 			floor = mb << 20
 		}
