@@ -74,6 +74,7 @@ type objState struct {
 	refs       int32         // live handles in this process
 	isReady    bool
 	subscribed bool
+	stored     bool // in a node's shared-memory store: its release is sent at once
 }
 
 // closedChan is always closed: the ready channel of objects that were ready
@@ -262,6 +263,7 @@ func (c *Client) objectArrived(m *wire.Object) {
 		return
 	}
 	st.setLocked(data, terr)
+	st.stored = m.Value.InStore
 	c.mu.Unlock()
 }
 
@@ -385,6 +387,7 @@ func (c *Client) Put(ctx context.Context, enc codec.Encoded, contained []wire.Ob
 		return id, c.closed
 	}
 	st := c.newObjLocked(id)
+	st.stored = v.InStore
 	if !v.InStore {
 		st.setLocked(data, nil)
 	}
@@ -458,6 +461,13 @@ func (c *Client) Release(id wire.ObjectID) {
 	c.pending[id]--
 	if c.pending[id] == 0 {
 		delete(c.pending, id)
+	}
+	if st.stored {
+		// Store space is wanted back at once (Ray frees an object the
+		// moment its last reference goes): a large put that follows
+		// would otherwise find the arena still holding this one.
+		c.flushLocked()
+		return
 	}
 	c.refChangedLocked()
 }
